@@ -1,0 +1,122 @@
+"""Encodes items from their index: id embedding plus looked-up feature tables."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="mmrec_tf")
+class ItemFeatureEncoder(keras.layers.Layer):
+    """Item index → vector, from an id embedding and per-item feature tables.
+
+    The feature tables (genres, title tokens, ... built by
+    :class:`~mmrec_tf.data.FeatureSpace`) live in the layer as non-trainable
+    weights, so callers pass only item indices and an exported model needs
+    only item ids. Each table is encoded into ``embedding_dim`` values
+    (multi-hot → linear map, categorical → embedding, text tokens → masked mean
+    of token embeddings, numeric → linear map); the parts are concatenated and
+    projected to ``output_dim``. Index 0 (unknown item or padding) has zero
+    features and a zeroed id embedding, so its vector depends on no learned id.
+
+    Example:
+    >>> import numpy as np
+    >>> specs = {"genres": {"kind": "multi_categorical", "shape": [3], "cardinality": 3}}
+    >>> encoder = ItemFeatureEncoder(num_items=4, embedding_dim=8, output_dim=5, feature_specs=specs)
+    >>> encoder.set_tables({"genres": np.eye(5, 3, dtype="float32")})
+    >>> encoder(np.array([[1, 2], [0, 4]])).shape
+    (2, 2, 5)
+    """
+
+    def __init__(self, num_items: int, embedding_dim: int, output_dim: int | None = None,
+                 feature_specs: dict | None = None, use_id: bool = True, **kwargs):
+        super().__init__(**kwargs)
+        self.num_items = num_items
+        self.embedding_dim = embedding_dim
+        self.output_dim = output_dim
+        self.feature_specs = dict(feature_specs or {})
+        self.use_id = use_id
+        if not use_id and not self.feature_specs:
+            raise ValueError("ItemFeatureEncoder needs use_id=True or at least one feature table")
+        self.id_embedding = (keras.layers.Embedding(num_items + 1, embedding_dim, name="item_id_embedding")
+                             if use_id else None)
+        self.feature_layers = {}
+        for name, spec in sorted(self.feature_specs.items()):
+            kind = spec["kind"]
+            if kind in ("multi_categorical", "numeric"):
+                layer = keras.layers.Dense(embedding_dim, use_bias=False, name=f"{name}_projection")
+            elif kind in ("categorical", "text"):
+                layer = keras.layers.Embedding(spec["cardinality"], embedding_dim, name=f"{name}_embedding")
+            else:
+                raise ValueError(f"feature {name!r}: kind {kind!r} cannot be encoded by ItemFeatureEncoder")
+            self.feature_layers[name] = layer
+        self.projection = (keras.layers.Dense(output_dim, name="item_projection")
+                           if output_dim is not None else None)
+        self.tables = {}
+
+    def build(self, input_shape=None):
+        for name, spec in sorted(self.feature_specs.items()):
+            dtype = "int32" if spec["kind"] in ("categorical", "text") else "float32"
+            self.tables[name] = self.add_weight(
+                name=f"{name}_table", shape=(self.num_items + 1, *spec["shape"]), dtype=dtype,
+                initializer="zeros", trainable=False)
+            layer = self.feature_layers[name]
+            if spec["kind"] in ("multi_categorical", "numeric"):
+                layer.build((None, *spec["shape"]))
+            else:
+                layer.build((None,))
+        if self.id_embedding is not None:
+            self.id_embedding.build((None,))
+        if self.projection is not None:
+            self.projection.build((None, self.embedding_dim * self._num_parts()))
+
+    def _num_parts(self) -> int:
+        return len(self.feature_specs) + int(self.use_id)
+
+    @property
+    def output_size(self) -> int:
+        return self.output_dim if self.output_dim is not None else self.embedding_dim * self._num_parts()
+
+    def set_tables(self, tables: dict[str, np.ndarray]) -> None:
+        """Load the feature tables (row ``i`` = item index ``i``; row 0 all zeros)."""
+        if not self.built:
+            self.build()
+        missing = set(self.feature_specs) - set(tables)
+        if missing:
+            raise ValueError(f"set_tables: missing tables {sorted(missing)}")
+        for name, variable in self.tables.items():
+            values = np.asarray(tables[name])
+            if tuple(values.shape) != tuple(variable.shape):
+                raise ValueError(f"table {name!r}: expected shape {tuple(variable.shape)}, got {values.shape}")
+            variable.assign(values.astype(variable.dtype))
+
+    def call(self, item_index):
+        item_index = ops.cast(item_index, "int32")
+        known = ops.expand_dims(ops.cast(ops.not_equal(item_index, 0), self.compute_dtype), -1)
+        parts = []
+        if self.id_embedding is not None:
+            parts.append(self.id_embedding(item_index) * known)
+        for name, spec in sorted(self.feature_specs.items()):
+            values = ops.take(self.tables[name], item_index, axis=0)
+            layer = self.feature_layers[name]
+            if spec["kind"] == "text":
+                mask = ops.expand_dims(ops.cast(ops.not_equal(values, 0), self.compute_dtype), -1)
+                summed = ops.sum(layer(values) * mask, axis=-2)
+                parts.append(summed / ops.maximum(ops.sum(mask, axis=-2), 1.0))
+            elif spec["kind"] == "categorical":
+                parts.append(layer(values))
+            else:
+                parts.append(layer(ops.cast(values, self.compute_dtype)))
+        merged = parts[0] if len(parts) == 1 else ops.concatenate(parts, axis=-1)
+        return self.projection(merged) if self.projection is not None else merged
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape, self.output_size)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"num_items": self.num_items, "embedding_dim": self.embedding_dim,
+                       "output_dim": self.output_dim, "feature_specs": self.feature_specs,
+                       "use_id": self.use_id})
+        return config

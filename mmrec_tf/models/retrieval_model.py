@@ -1,0 +1,110 @@
+"""Base class of the two-tower retrieval models."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+from keras import ops
+
+from mmrec_tf.data.pipeline import item_frequencies, make_tf_dataset
+from mmrec_tf.tasks import FactorizedTopK, Retrieval
+
+
+class RetrievalModel(keras.Model):
+    """A two-tower model: users and items map to vectors, a dot product scores them.
+
+    Subclasses implement ``encode_users(features)`` (``user_id`` [B] and
+    ``history`` [B, L] item indices) and ``encode_items(item_index)``. The
+    model owns its task, a :class:`~mmrec_tf.tasks.Retrieval` with TFRS
+    semantics (in-batch softmax; optional temperature, logQ correction from the
+    ``item_probability`` feature, accidental-hit removal, hard negatives), and
+    under ``evaluate()`` reports TFRS-style factorized top-K accuracy over all
+    items. Inputs are dicts of integer indices from a
+    :class:`~mmrec_tf.data.FeatureSpace`; the export adds the string lookups.
+    """
+
+    uses_history = False
+
+    def __init__(self, num_users: int, num_items: int, temperature: float | None = None,
+                 logq_correction: bool = False, remove_accidental_hits: bool = False,
+                 num_hard_negatives: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.num_users = num_users
+        self.num_items = num_items
+        self.temperature = temperature
+        self.logq_correction = logq_correction
+        self.remove_accidental_hits = remove_accidental_hits
+        self.num_hard_negatives = num_hard_negatives
+        self.task = Retrieval(temperature=temperature, remove_accidental_hits=remove_accidental_hits,
+                              num_hard_negatives=num_hard_negatives, name="retrieval_task")
+        self.top_k = FactorizedTopK(ks=(1, 5, 10, 50, 100), name="factorized_top_k")
+
+    @classmethod
+    def from_feature_space(cls, space, **kwargs):
+        """Build the model for a :class:`~mmrec_tf.data.FeatureSpace` (sizes and tables)."""
+        return cls(num_users=space.num_users, num_items=space.num_items, **kwargs)
+
+    def encode_users(self, features, training=False):
+        raise NotImplementedError
+
+    def encode_items(self, item_index, training=False):
+        raise NotImplementedError
+
+    def call(self, features, training=False):
+        return {"user_embedding": self.encode_users(features, training=training),
+                "item_embedding": self.encode_items(features["item_id"], training=training)}
+
+    def score_candidates(self, features, candidates, training=False):
+        """Scores ``[B, C]`` of candidate item indices ``[B, C]`` for each user."""
+        users = self.encode_users(features, training=training)
+        items = self.encode_items(candidates, training=training)
+        return ops.einsum("bd,bcd->bc", users, items)
+
+    def all_item_embeddings(self, batch_size: int = 8192) -> np.ndarray:
+        """Embeddings of item indices ``1..num_items`` (row ``i`` is item index ``i + 1``)."""
+        indices = np.arange(1, self.num_items + 1, dtype=np.int32)
+        parts = [ops.convert_to_numpy(self.encode_items(indices[s:s + batch_size]))
+                 for s in range(0, len(indices), batch_size)]
+        return np.concatenate(parts, axis=0).astype(np.float32)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        probability = x.get("item_probability") if self.logq_correction else None
+        if self.logq_correction and probability is None:
+            raise ValueError("logq_correction=True needs an 'item_probability' feature in each batch; "
+                             "build batches with model.make_dataset")
+        loss = self.task(y_pred["user_embedding"], y_pred["item_embedding"], sample_weight=sample_weight,
+                         candidate_sampling_probability=probability,
+                         candidate_ids=x["item_id"] if self.remove_accidental_hits else None)
+        if not training:
+            candidates = self.encode_items(ops.arange(1, self.num_items + 1, dtype="int32"))
+            self.top_k.update_state(y_pred["user_embedding"], y_pred["item_embedding"], candidates,
+                                    sample_weight=sample_weight)
+        if self.losses:
+            loss = loss + ops.sum(self.losses)
+        return loss
+
+    def train_step(self, data):
+        logs = super().train_step(data)
+        top_k_names = {f"top_{k}_categorical_accuracy" for k in self.top_k.ks}
+        return {name: value for name, value in logs.items() if name not in top_k_names}
+
+    def prepare(self, train_examples) -> None:
+        """Count what the training data fixes before gradients: target item frequencies for logQ."""
+        self.item_probability = item_frequencies(train_examples, self.num_items)
+
+    def make_dataset(self, examples, batch_size: int, shuffle: bool = True, seed: int = 0):
+        """The ``tf.data`` pipeline this model trains and validates on (after :meth:`prepare`)."""
+        probability = getattr(self, "item_probability", None)
+        if self.logq_correction and probability is None:
+            raise ValueError("call prepare(train_examples) before make_dataset: logQ correction needs "
+                             "the training item frequencies")
+        return make_tf_dataset(examples, batch_size, shuffle=shuffle, seed=seed,
+                               item_probability=probability if self.logq_correction else None)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"num_users": self.num_users, "num_items": self.num_items,
+                       "temperature": self.temperature, "logq_correction": self.logq_correction,
+                       "remove_accidental_hits": self.remove_accidental_hits,
+                       "num_hard_negatives": self.num_hard_negatives})
+        return config
