@@ -1,0 +1,61 @@
+"""Export a trained model as a versioned SavedModel that TF Serving loads as it is."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+
+import numpy as np
+import tensorflow as tf
+
+from mmrec_tf.export.serving_module import ServingModule
+from mmrec_tf.export.tf_serving import write_warmup_requests
+from mmrec_tf.export.versioning import write_version_atomically
+
+SAFE_NAME_CHARACTERS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
+
+
+def check_model_name(name: str) -> str:
+    """A model name is one folder name: letters, digits, ``_ - .``; never ``..`` or a path."""
+    if not name or name in (".", "..") or not set(name) <= SAFE_NAME_CHARACTERS:
+        raise ValueError(f"model name {name!r}: expected letters, digits, '_', '-' or '.', and no path")
+    return name
+
+
+def example_requests(space, max_history: int, num_candidates: int = 5, batch: int = 2) -> dict:
+    """Realistic inputs for warm-up records: known users, their first items as history."""
+    users = list(space.user_vocab.ids[:batch]) or ["unknown"]
+    items = list(space.item_vocab.ids)
+    history_length = min(max_history, max(1, len(items) - 1), 10)
+    history = [[items[(row + j) % len(items)] for j in range(history_length)] + [""] for row in range(len(users))]
+    candidates = [[items[(row * 7 + j) % len(items)] for j in range(num_candidates)] for row in range(len(users))]
+    return {"user_id": users, "history": history, "candidates": candidates, "item_id": items[: len(users)]}
+
+
+def export_model(model, space, saved_models_dir: str | os.PathLike, name: str,
+                 version: int | None = None, k: int = 100, warmup: bool = True) -> pathlib.Path:
+    """Write ``<saved_models_dir>/<name>/<version>/`` atomically and return that folder.
+
+    The folder holds the SavedModel with the contract's signatures (see
+    :class:`~mmrec_tf.export.serving_module.ServingModule`) and, with
+    ``warmup``, ``assets.extra/tf_serving_warmup_requests`` with one request
+    per signature. The version is the next integer unless given; an existing
+    version is never overwritten, and a crash leaves no version folder.
+
+    Example:
+    >>> export_model(model, space, "saved_models", "lstm_two_tower")  # doctest: +SKIP
+    PosixPath('saved_models/lstm_two_tower/1')
+    """
+    check_model_name(name)
+    module = ServingModule(model, space, k=k)
+    signatures = module.signatures()
+    inputs = example_requests(space, module.max_history or 10)
+
+    def write(folder: pathlib.Path) -> None:
+        tf.saved_model.save(module, str(folder), signatures=signatures)
+        if warmup:
+            requests = [(signature, {n: np.asarray(inputs[n], dtype=object) for n in names})
+                        for signature, names in module.signature_inputs.items()]
+            write_warmup_requests(folder, requests, model_name=name)
+
+    return write_version_atomically(pathlib.Path(saved_models_dir) / name, write, version=version)

@@ -1,0 +1,111 @@
+"""The ``tf.Module`` that carries a trained model and its vocabularies into a SavedModel."""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from mmrec_tf.layers.history import most_recent_history
+
+STRING_VECTOR = tf.TensorSpec([None], tf.string)
+STRING_MATRIX = tf.TensorSpec([None, None], tf.string)
+
+
+def _string_table(ids: np.ndarray, name: str) -> tf.lookup.StaticHashTable:
+    keys = tf.constant(np.asarray(ids, dtype=object).astype(str), dtype=tf.string)
+    values = tf.range(1, len(ids) + 1, dtype=tf.int32)
+    return tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(keys, values), default_value=0,
+                                     name=name)
+
+
+class ServingModule(tf.Module):
+    """Serving signatures over raw string ids, per the mmrec_tf serving contract.
+
+    Holds the Keras model, the user and item vocabularies as hash tables
+    (unknown ids → index 0, which every model treats as "no information"), and
+    for retrieval models the precomputed item embedding matrix and item ids
+    used by ``retrieve``. Signatures:
+
+    - ``score(user_id [B], history [B, L], candidates [B, C]) → {"scores" [B, C]}``
+    - retrieval: ``retrieve(user_id, history) → {"item_ids" [B, K], "scores" [B, K]}``
+      (items in ``history`` excluded), ``user_embedding(user_id, history)``,
+      ``item_embedding(item_id)``
+    - ranking models with attention: ``explain(user_id, history, candidates)
+      → {"weights" [B, C, max_history], "history_item_ids" [B, max_history]}``
+
+    ``history`` is oldest first, padded at the end with ``""``, any length;
+    the model keeps the most recent items it supports. Outputs are float32
+    whatever the training precision.
+
+    Example:
+    >>> module = ServingModule(model, space, k=10)  # doctest: +SKIP
+    >>> module.retrieve(tf.constant(["196"]), tf.constant([["242", ""]]))["item_ids"].shape  # doctest: +SKIP
+    TensorShape([1, 10])
+    """
+
+    def __init__(self, model, space, k: int = 100):
+        super().__init__(name="mmrec_serving")
+        self.model = model
+        self.user_lookup = _string_table(space.user_vocab.ids, "user_vocabulary")
+        self.item_lookup = _string_table(space.item_vocab.ids, "item_vocabulary")
+        self.num_items = space.num_items
+        self.k = int(min(k, space.num_items))
+        self.is_retrieval = getattr(model, "task_type", "retrieval") == "retrieval"
+        self.max_history = getattr(model, "max_history", None)
+        self.catalog_ids = tf.Variable(np.asarray(space.item_vocab.ids, dtype=object).astype(str),
+                                       dtype=tf.string, trainable=False, name="catalog_item_ids")
+        specs = {"score": {"user_id": STRING_VECTOR, "history": STRING_MATRIX, "candidates": STRING_MATRIX}}
+        if self.is_retrieval:
+            self.catalog_embeddings = tf.Variable(model.all_item_embeddings(), trainable=False,
+                                                  name="catalog_item_embeddings")
+            specs.update({"retrieve": {"user_id": STRING_VECTOR, "history": STRING_MATRIX},
+                          "user_embedding": {"user_id": STRING_VECTOR, "history": STRING_MATRIX},
+                          "item_embedding": {"item_id": STRING_VECTOR}})
+        elif hasattr(model, "attention_weights"):
+            specs["explain"] = dict(specs["score"])
+        self.signature_inputs = {name: tuple(inputs) for name, inputs in specs.items()}
+        for name, inputs in specs.items():
+            setattr(self, name, tf.function(getattr(self, f"_{name}"), input_signature=list(inputs.values())))
+
+    def _features(self, user_id, history):
+        history_index = self.item_lookup.lookup(history)
+        model_history = (most_recent_history(history_index, self.max_history)
+                         if self.max_history else history_index)
+        return {"user_id": self.user_lookup.lookup(user_id), "history": model_history}, history_index
+
+    def _score(self, user_id, history, candidates):
+        features, _ = self._features(user_id, history)
+        scores = self.model.score_candidates(features, self.item_lookup.lookup(candidates))
+        return {"scores": tf.cast(scores, tf.float32)}
+
+    def _retrieve(self, user_id, history):
+        features, history_index = self._features(user_id, history)
+        users = tf.cast(self.model.encode_users(features), tf.float32)
+        scores = tf.matmul(users, self.catalog_embeddings, transpose_b=True)
+        seen = tf.where(history_index > 0)
+        scores = tf.tensor_scatter_nd_update(
+            scores,
+            tf.stack([seen[:, 0], tf.cast(tf.gather_nd(history_index, seen) - 1, tf.int64)], axis=1),
+            tf.fill([tf.shape(seen)[0]], tf.constant(-np.inf, tf.float32)),
+        )
+        top = tf.math.top_k(scores, k=self.k)
+        return {"item_ids": tf.gather(self.catalog_ids, top.indices), "scores": top.values}
+
+    def _user_embedding(self, user_id, history):
+        features, _ = self._features(user_id, history)
+        return {"embedding": tf.cast(self.model.encode_users(features), tf.float32)}
+
+    def _item_embedding(self, item_id):
+        return {"embedding": tf.cast(self.model.encode_items(self.item_lookup.lookup(item_id)), tf.float32)}
+
+    def _explain(self, user_id, history, candidates):
+        features, _ = self._features(user_id, history)
+        weights = self.model.attention_weights(features, self.item_lookup.lookup(candidates))
+        history_ids = tf.gather(tf.concat([[""], self.catalog_ids], axis=0), features["history"])
+        return {"weights": tf.cast(weights, tf.float32), "history_item_ids": history_ids}
+
+    def signatures(self) -> dict:
+        """Concrete functions by signature name, ``serving_default`` included."""
+        concrete = {name: getattr(self, name).get_concrete_function() for name in self.signature_inputs}
+        concrete["serving_default"] = concrete["retrieve" if self.is_retrieval else "score"]
+        return concrete
