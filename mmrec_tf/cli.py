@@ -1,0 +1,272 @@
+"""The ``mmrec`` command line: list, train, evaluate, export, query, serve-check."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import sys
+
+DESCRIPTION = """\
+mmrec: train catalog recommenders, measure them honestly, export them for TF Serving.
+
+A typical session (MovieLens-100K is fetched once from PyPI inside the recbole wheel):
+  mmrec list --zoo                                   # what the catalog offers
+  mmrec train lstm_two_tower.movielens_100k          # -> runs/lstm_two_tower.movielens_100k/
+  mmrec evaluate runs/lstm_two_tower.movielens_100k  # HR@10, NDCG@10, ... on the test split
+  mmrec export runs/lstm_two_tower.movielens_100k    # -> saved_models/lstm_two_tower/1/
+  mmrec query saved_models/lstm_two_tower --run runs/lstm_two_tower.movielens_100k --user 42
+  mmrec serve-check saved_models/lstm_two_tower      # would TF Serving load and answer it?
+
+Your own data: a folder with interactions.csv (user_id,item_id[,rating,timestamp]) and an
+optional items.csv; pass it with --data PATH.
+"""
+
+
+def _add_list(commands) -> None:
+    parser = commands.add_parser("list", help="list catalog models or zoo entries",
+                                 description="List registered model architectures, or zoo entries with --zoo.")
+    parser.add_argument("pattern", nargs="?", default="*", help="glob pattern, e.g. '*two_tower*'")
+    parser.add_argument("--task", choices=["retrieval", "ranking"], help="only models of this task")
+    parser.add_argument("--zoo", action="store_true", help="list zoo entries (recipes with measured metrics)")
+
+
+def _add_train(commands) -> None:
+    parser = commands.add_parser(
+        "train", help="train a zoo entry or model on a dataset",
+        description="Train a zoo entry (its recipe) or a bare model name, evaluate it on the valid and test "
+                    "splits, and save the run folder (model.keras, feature_space/, run.json).")
+    parser.add_argument("model", help="zoo entry (e.g. lstm_two_tower.movielens_100k) or model name")
+    parser.add_argument("--data", default=None,
+                        help="dataset name (movielens-100k, synthetic) or a folder of CSV files; "
+                             "default: the zoo entry's dataset")
+    parser.add_argument("--data-path", default=None,
+                        help="where the dataset lives (a GroupLens ml-100k folder or recbole wheel); "
+                             "default: fetched into the cache")
+    parser.add_argument("--split", default=None, choices=["leave_last_out", "random", "predefined"],
+                        help="how to split (default: the entry's, else leave_last_out)")
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--learning-rate", type=float)
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override an architecture argument (value parsed as YAML), repeatable")
+    parser.add_argument("--run-dir", default=None, help="output folder (default: runs/<model>)")
+
+
+def _add_evaluate(commands) -> None:
+    parser = commands.add_parser("evaluate", help="evaluate a trained run on its test split",
+                                 description="Full-corpus ranking with each user's seen items excluded.")
+    parser.add_argument("run_dir")
+    parser.add_argument("--split", default="test", choices=["valid", "test"])
+    parser.add_argument("--k", default="10,20", help="cut-offs, comma separated")
+
+
+def _add_export(commands) -> None:
+    parser = commands.add_parser(
+        "export", help="export a run as a TF Serving SavedModel version",
+        description="Write saved_models/<name>/<version>/ atomically with the serving signatures and warm-up "
+                    "records, plus models.config and batching_parameters.txt beside the models.")
+    parser.add_argument("run_dir")
+    parser.add_argument("--saved-models", default="saved_models", help="TF Serving model base folder")
+    parser.add_argument("--name", default=None, help="served model name (default: the model's catalog name)")
+    parser.add_argument("--version", type=int, default=None, help="version number (default: next free)")
+    parser.add_argument("--k", type=int, default=100, help="how many items `retrieve` returns")
+
+
+def _add_query(commands) -> None:
+    parser = commands.add_parser(
+        "query", help="ask an exported model for recommendations",
+        description="Load the newest version of an export and print recommendations for a user. With --run the "
+                    "user's history and item titles come from that run's dataset.")
+    parser.add_argument("export_dir", help="e.g. saved_models/lstm_two_tower")
+    parser.add_argument("--user", required=True, help="user id")
+    parser.add_argument("--history", nargs="*", default=None, help="item ids, oldest first")
+    parser.add_argument("--run", default=None, help="run folder, for the user's history and item titles")
+    parser.add_argument("--top", type=int, default=10)
+
+
+def _add_serve_check(commands) -> None:
+    parser = commands.add_parser(
+        "serve-check", help="check an export the way TF Serving would load it",
+        description="In a process that imports only TensorFlow (and TF Text if needed): load the newest version, "
+                    "list signatures, replay warm-up records, flag ops the stock server lacks, time latency.")
+    parser.add_argument("model_dir")
+    parser.add_argument("--batch-sizes", default="1,32,256")
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--json", action="store_true", help="print the raw JSON report")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mmrec", description=DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (_add_list, _add_train, _add_evaluate, _add_export, _add_query, _add_serve_check):
+        add(commands)
+    return parser
+
+
+def _quiet_tensorflow() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def cmd_list(args) -> int:
+    from mmrec_tf.registry import list_models, registered_model
+
+    names = list_models(args.pattern, task=args.task, zoo=args.zoo)
+    if args.zoo:
+        from mmrec_tf.zoo_entry import get_zoo_entry
+
+        for name in names:
+            entry = get_zoo_entry(name)
+            values = entry.metrics.get("values", {})
+            shown = "  ".join(f"{k}={v}" for k, v in list(values.items())[:3])
+            print(f"{name:42s} {entry.task:9s} {shown}")
+    else:
+        for name in names:
+            info = registered_model(name)
+            print(f"{name:24s} {info.task:9s} {info.description}")
+    return 0
+
+
+def _parse_sets(pairs: list[str]) -> dict:
+    import yaml
+
+    overrides = {}
+    for pair in pairs:
+        key, separator, value = pair.partition("=")
+        if not separator or not key:
+            raise SystemExit(f"--set expects KEY=VALUE, got {pair!r}")
+        overrides[key] = yaml.safe_load(value)
+    return overrides
+
+
+def cmd_train(args) -> int:
+    from mmrec_tf.data.sources import load_dataset
+    from mmrec_tf.experiment import prepare_data, run, save_run
+    from mmrec_tf.zoo_entry import get_zoo_entry
+
+    entry = get_zoo_entry(args.model) if "." in args.model else None
+    data_config = dict(entry.data) if entry else {"dataset": "synthetic", "split": "leave_last_out",
+                                                  "max_history": 50}
+    if args.data:
+        data_config["dataset"] = args.data
+    if args.split:
+        data_config["split"] = args.split
+    training = {k: v for k, v in {"epochs": args.epochs, "batch_size": args.batch_size,
+                                  "learning_rate": args.learning_rate, "seed": args.seed}.items() if v is not None}
+    path = args.data_path
+    name = data_config["dataset"]
+    if os.path.isdir(name) and path is None:
+        name, path = "folder", os.path.abspath(name)
+    print(f"loading {name}{' from ' + str(path) if path else ''} ...", flush=True)
+    dataset = load_dataset(name, path)
+    data = prepare_data(dataset, data_config.get("split", "leave_last_out"), data_config.get("max_history", 50),
+                        seed=training.get("seed", entry.training.get("seed", 0) if entry else 0))
+    print(f"{dataset.num_interactions} interactions, {data.space.num_users} users, {data.space.num_items} items; "
+          f"split {data.split.method}: {len(data.examples['train'])} train / {len(data.examples['valid'])} valid / "
+          f"{len(data.examples['test'])} test", flush=True)
+    result = run(args.model, data, training=training, **_parse_sets(args.set))
+    run_dir = pathlib.Path(args.run_dir or pathlib.Path("runs") / args.model)
+    save_run(result, run_dir, {"dataset": name, "path": str(path) if path else None})
+    print(f"valid: {result.valid}")
+    print(f"trained in {result.train_seconds:.1f} s; run saved to {run_dir}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from mmrec_tf.evaluation.full_ranking import evaluate_retrieval
+    from mmrec_tf.experiment import load_run, load_run_data
+
+    model, space, record = load_run(args.run_dir)
+    data = load_run_data(record, space)
+    ks = tuple(int(k) for k in args.k.split(","))
+    report = evaluate_retrieval(model, data.examples[args.split], data.seen(args.split), ks=ks)
+    print(f"{record['name']} on {record['data']['dataset']} ({data.split.method}, {args.split}):")
+    for key, value in report.metrics.items():
+        print(f"  {key:22s} {value:.4f}")
+    out = pathlib.Path(args.run_dir) / f"metrics_{args.split}.json"
+    out.write_text(json.dumps(report.metrics, indent=2), encoding="utf-8")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from mmrec_tf.experiment import load_run
+    from mmrec_tf.export.saved_model import export_model
+    from mmrec_tf.export.tf_serving import docker_command, write_batching_parameters, write_models_config
+
+    model, space, record = load_run(args.run_dir)
+    name = args.name or record["model"]
+    version_dir = export_model(model, space, args.saved_models, name, version=args.version, k=args.k)
+    served = sorted(p.name for p in pathlib.Path(args.saved_models).iterdir()
+                    if p.is_dir() and any(c.name.isdigit() for c in p.iterdir()))
+    write_models_config(args.saved_models, served)
+    write_batching_parameters(pathlib.Path(args.saved_models) / "batching_parameters.txt")
+    print(f"exported {version_dir}")
+    print("serve it on a GPU machine with:")
+    print("  " + docker_command(args.saved_models))
+    return 0
+
+
+def cmd_query(args) -> int:
+    import numpy as np
+    import tensorflow as tf
+
+    from mmrec_tf.export.versioning import list_versions
+
+    versions = list_versions(args.export_dir)
+    if not versions:
+        raise SystemExit(f"{args.export_dir}: no integer version folder; export a run first")
+    version = max(versions)
+    titles, history = {}, args.history
+    if args.run:
+        from mmrec_tf.experiment import load_run, load_run_data
+
+        _, space, record = load_run(args.run)
+        titles = dict(zip(space.item_vocab.ids, space.item_titles))
+        if history is None:
+            log = load_run_data(record, space).split.log
+            history = log.loc[log["user_id"] == args.user, "item_id"].tolist()
+    history = history or []
+    loaded = tf.saved_model.load(str(versions[version]))
+    outputs = loaded.signatures["retrieve"](user_id=tf.constant([args.user]),
+                                            history=tf.constant([history + [""]], dtype=tf.string))
+    ids = [i.decode() for i in outputs["item_ids"].numpy()[0][: args.top]]
+    scores = outputs["scores"].numpy()[0][: args.top]
+    print(f"{pathlib.Path(args.export_dir).name} v{version}: top {len(ids)} for user {args.user} "
+          f"({len(history)} items in history)")
+    if history:
+        recent = ", ".join(titles.get(i, i) for i in history[-3:])
+        print(f"  most recent: {recent}")
+    for rank, (item, score) in enumerate(zip(ids, np.asarray(scores)), start=1):
+        print(f"  {rank:2d}. {titles.get(item, item)}  [{item}]  score={score:.3f}")
+    return 0
+
+
+def cmd_serve_check(args) -> int:
+    from mmrec_tf.export.serve_check import format_serve_check_report, serve_check
+
+    sizes = tuple(int(s) for s in args.batch_sizes.split(","))
+    report = serve_check(args.model_dir, batch_sizes=sizes, repeats=args.repeats)
+    print(json.dumps(report, indent=2) if args.json else format_serve_check_report(report))
+    return 0 if report.get("servable") else 1
+
+
+COMMANDS = {"list": cmd_list, "train": cmd_train, "evaluate": cmd_evaluate, "export": cmd_export,
+            "query": cmd_query, "serve-check": cmd_serve_check}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``mmrec`` console script."""
+    args = build_parser().parse_args(argv)
+    _quiet_tensorflow()
+    try:
+        return COMMANDS[args.command](args)
+    except (ValueError, FileNotFoundError, FileExistsError) as exc:
+        print(f"mmrec {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
