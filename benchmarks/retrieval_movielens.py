@@ -1,0 +1,95 @@
+"""Retrieval quality and training speed on MovieLens-100K, leave-last-out, full ranking.
+
+Protocol: per user, last interaction → test, second-last → valid, the rest
+→ train; every one of the 1,682 items is ranked for each test user with the
+user's train and valid items excluded; HR@10 and NDCG@10 averaged over the
+943 users (ties broken at random in expectation). Each model is trained with
+its zoo entry's recipe; ``--seeds`` repeats with different seeds.
+
+    python benchmarks/retrieval_movielens.py [--data-path ../shared/data/ml-100k] [--seeds 3]
+        [--update-zoo]
+
+``--update-zoo`` writes the measured means into the zoo entries' ``metrics``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import pathlib
+import statistics
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+
+import yaml  # noqa: E402
+from _common import REPOSITORY, mean_std, movielens_path, print_table  # noqa: E402
+
+from mmrec_tf.data.sources import load_dataset  # noqa: E402
+from mmrec_tf.experiment import prepare_data, run  # noqa: E402
+
+ENTRIES = ("popularity.movielens_100k", "two_tower.movielens_100k", "lstm_two_tower.movielens_100k")
+PROTOCOL = "ML-100K leave-last-out, full ranking of 1,682 items, user's train+valid items excluded, 943 test users"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-path", default=None)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--entries", default=",".join(ENTRIES))
+    parser.add_argument("--update-zoo", action="store_true")
+    args = parser.parse_args()
+
+    dataset = load_dataset("movielens-100k", movielens_path(args.data_path))
+    print(f"data: {dataset.source}; {PROTOCOL}")
+    data = prepare_data(dataset, "leave_last_out", max_history=50)
+    results = {}
+    for entry in args.entries.split(","):
+        runs = [run(entry, data, training={"seed": seed}, verbose=0) for seed in range(args.seeds)]
+        results[entry] = runs
+        print(f"{entry}: " + "; ".join(f"seed {s}: hr@10={r.test.metrics['hr@10']:.4f}" for s, r in enumerate(runs)),
+              flush=True)
+    rows = []
+    for entry, runs in results.items():
+        speed = [r.examples_per_second for r in runs]
+        rows.append([entry, mean_std([r.test.metrics["hr@10"] for r in runs]),
+                     mean_std([r.test.metrics["ndcg@10"] for r in runs]),
+                     mean_std([r.test.metrics["mrr"] for r in runs]),
+                     mean_std([r.test.metrics["coverage@10"] for r in runs]),
+                     f"{statistics.median(speed):,.0f}" if any(speed) else "n/a (counting)"])
+    print()
+    print_table(["entry", "HR@10", "NDCG@10", "MRR", "coverage@10", "train examples/s (median)"], rows)
+    if "two_tower.movielens_100k" in results and "lstm_two_tower.movielens_100k" in results:
+        ratio = (statistics.mean(r.test.metrics["hr@10"] for r in results["lstm_two_tower.movielens_100k"])
+                 / statistics.mean(r.test.metrics["hr@10"] for r in results["two_tower.movielens_100k"]))
+        print(f"\nlstm_two_tower / two_tower HR@10 ratio: {ratio:.2f}")
+    if args.update_zoo:
+        update_zoo(results, args.seeds)
+
+
+def update_zoo(results: dict, seeds: int) -> None:
+    for entry, runs in results.items():
+        path = REPOSITORY / "zoo" / f"{entry}.yaml"
+        content = yaml.safe_load(path.read_text(encoding="utf-8"))
+        values = {}
+        for key in ("hr@10", "ndcg@10", "hr@20", "ndcg@20", "mrr", "coverage@10"):
+            numbers = [r.test.metrics[key] for r in runs]
+            values[key] = round(statistics.mean(numbers), 4)
+            if len(numbers) > 1:
+                values[f"{key}_std"] = round(statistics.stdev(numbers), 4)
+        metrics = {"protocol": f"{PROTOCOL}; mean over {seeds} seeds",
+                   "script": "benchmarks/retrieval_movielens.py",
+                   "measured_on": datetime.date.today().isoformat(),
+                   "values": values}
+        speed = [r.examples_per_second for r in runs if r.examples_per_second]
+        if speed:
+            metrics["training_examples_per_second"] = round(statistics.median(speed), 1)
+        content["metrics"] = metrics
+        path.write_text(yaml.safe_dump(content, sort_keys=False, allow_unicode=True, width=100), encoding="utf-8")
+        print(f"updated {path.relative_to(REPOSITORY)}")
+
+
+if __name__ == "__main__":
+    main()
