@@ -107,23 +107,54 @@ def make_tf_dataset(
     seed: int = 0,
     item_probability: np.ndarray | None = None,
     drop_remainder: bool = False,
+    epochs: int | None = None,
+    first_epoch: int = 0,
 ) -> tf.data.Dataset:
     """Batches of feature dicts, shuffled per epoch, gathered a batch at a time, prefetched.
 
     With ``item_probability`` (see :func:`item_frequencies`) each example also
     carries ``item_probability``, the sampling probability of its target item
     used by the retrieval task's logQ correction.
+
+    With ``epochs`` the dataset is the finite stream of epochs
+    ``first_epoch .. epochs - 1`` (``steps_per_epoch(...)`` batches each), and
+    epoch ``e`` is shuffled by a permutation that depends only on ``(seed, e)``:
+    a run resumed at epoch ``e`` sees exactly the batches an uninterrupted run
+    would. Without it, one pass that reshuffles on every iteration.
+
+    Example:
+    >>> ex = Examples(np.arange(5), np.arange(5), np.zeros((5, 2), "int32"), {})
+    >>> [b["item_id"].shape[0] for b in make_tf_dataset(ex, 2, epochs=2)]
+    [2, 2, 1, 2, 2, 1]
     """
     features = examples.features()
     if item_probability is not None:
         features["item_probability"] = item_probability[examples.item_id]
     tensors = {name: tf.constant(value) for name, value in features.items()}
-    indices = tf.data.Dataset.range(len(examples))
-    if shuffle:
-        indices = indices.shuffle(len(examples), seed=seed, reshuffle_each_iteration=True)
-    batches = indices.batch(batch_size, drop_remainder=drop_remainder)
+    count = len(examples)
+    if epochs is None:
+        indices = tf.data.Dataset.range(count)
+        if shuffle:
+            indices = indices.shuffle(count, seed=seed, reshuffle_each_iteration=True)
+        batches = indices.batch(batch_size, drop_remainder=drop_remainder)
+    else:
+        def epoch_batches(epoch):
+            if shuffle:
+                noise = tf.random.stateless_uniform([count], seed=tf.stack([tf.cast(seed, tf.int64), epoch]))
+                order = tf.argsort(noise, stable=True)
+            else:
+                order = tf.range(count)
+            return tf.data.Dataset.from_tensor_slices(tf.cast(order, tf.int64)).batch(
+                batch_size, drop_remainder=drop_remainder)
+
+        batches = tf.data.Dataset.range(first_epoch, epochs).flat_map(epoch_batches)
     return batches.map(
         lambda idx: {name: tf.gather(value, idx) for name, value in tensors.items()},
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=True,
     ).prefetch(tf.data.AUTOTUNE)
+
+
+def steps_per_epoch(num_examples: int, batch_size: int, drop_remainder: bool = False) -> int:
+    """How many batches one epoch of :func:`make_tf_dataset` has."""
+    return num_examples // batch_size if drop_remainder else -(-num_examples // batch_size)

@@ -92,14 +92,17 @@ class RetrievalModel(keras.Model):
         """Count what the training data fixes before gradients: target item frequencies for logQ."""
         self.item_probability = item_frequencies(train_examples, self.num_items)
 
-    def make_dataset(self, examples, batch_size: int, shuffle: bool = True, seed: int = 0):
-        """The ``tf.data`` pipeline this model trains and validates on (after :meth:`prepare`)."""
+    def make_dataset(self, examples, batch_size: int, shuffle: bool = True, seed: int = 0, **options):
+        """The ``tf.data`` pipeline this model trains and validates on (after :meth:`prepare`).
+
+        ``options`` go to :func:`~mmrec_tf.data.pipeline.make_tf_dataset` (``epochs``, ``first_epoch``).
+        """
         probability = getattr(self, "item_probability", None)
         if self.logq_correction and probability is None:
             raise ValueError("call prepare(train_examples) before make_dataset: logQ correction needs "
                              "the training item frequencies")
         return make_tf_dataset(examples, batch_size, shuffle=shuffle, seed=seed,
-                               item_probability=probability if self.logq_correction else None)
+                               item_probability=probability if self.logq_correction else None, **options)
 
     def get_config(self):
         config = super().get_config()
