@@ -60,10 +60,11 @@ class Column:
 
 @dataclasses.dataclass
 class ReadResult:
-    """The parsed table and the lines skipped under ``skip_bad_rows``."""
+    """The parsed table, each row's line number in the file, and the lines skipped under ``skip_bad_rows``."""
 
     frame: pd.DataFrame
     skipped: list[str]
+    lines: list[int] = dataclasses.field(default_factory=list)
 
 
 def decode_file(path: str | os.PathLike, encoding: str) -> str:
@@ -140,6 +141,7 @@ def read_delimited(
 
     records: dict[str, list[Any]] = {c.name: [] for c in layout}
     skipped: list[str] = []
+    kept_lines: list[int] = []
     for line, fields in rows:
         if not fields or (len(fields) == 1 and not fields[0].strip()):
             continue
@@ -152,12 +154,13 @@ def read_delimited(
             continue
         for column, value in zip(layout, values):
             records[column.name].append(value)
+        kept_lines.append(line)
     if skipped:
         logger.warning("%s: skipped %d bad row(s); first: %s", path, len(skipped), skipped[0])
     frame = pd.DataFrame(records)
     if frame.empty:
         raise DataError("the file has no data rows", path=path)
-    return ReadResult(frame, skipped)
+    return ReadResult(frame, skipped, kept_lines)
 
 
 def _parse_row(fields: list[str], layout: Sequence[Column], path, line: int) -> list[Any]:

@@ -17,6 +17,7 @@ mostly unique values) → ``text``; anything else → ``categorical``.
 
 from __future__ import annotations
 
+import logging
 import os
 import pathlib
 
@@ -43,6 +44,8 @@ INTERACTION_FILE_COLUMNS = [
 FEATURE_KINDS = ("categorical", "multi_categorical", "numeric", "text")
 TITLE_COLUMNS = ("title", "name")
 
+logger = logging.getLogger(__name__)
+
 
 def load_folder(path: str | os.PathLike, skip_bad_rows: bool = False, name: str | None = None) -> Dataset:
     """Load a folder of CSV files (see the module docstring for the layout).
@@ -58,15 +61,28 @@ def load_folder(path: str | os.PathLike, skip_bad_rows: bool = False, name: str 
     if not folder.is_dir():
         raise DataError("expected a folder with interactions.csv (or train.csv and test.csv)", path=folder)
     declared = _read_schema_file(folder / "schema.yaml")
+    tables, table_features = {}, []
+    for role, file_name, id_column in (("item", "items.csv", "item_id"), ("user", "users.csv", "user_id")):
+        file = folder / file_name
+        if not file.is_file():
+            tables[role] = None
+            continue
+        table, features_of_file = _read_feature_table(file, id_column, role, declared.get(f"{role}s", {}),
+                                                      skip_bad_rows)
+        tables[role] = table
+        table_features += features_of_file
+    items = tables["item"]
+    known_items = set(items.index) if items is not None else None
+
     split_labels = None
     if (folder / "interactions.csv").is_file():
-        interactions = _read_interactions(folder / "interactions.csv", skip_bad_rows)
+        interactions = _read_interactions(folder / "interactions.csv", known_items, skip_bad_rows)
     elif (folder / "train.csv").is_file() and (folder / "test.csv").is_file():
         parts, labels = [], []
         for split in ("train", "valid", "test"):
             file = folder / f"{split}.csv"
             if file.is_file():
-                part = _read_interactions(file, skip_bad_rows)
+                part = _read_interactions(file, known_items, skip_bad_rows)
                 parts.append(part)
                 labels += [split] * len(part)
         interactions = pd.concat(parts, ignore_index=True)
@@ -81,24 +97,7 @@ def load_folder(path: str | os.PathLike, skip_bad_rows: bool = False, name: str 
         features.append(Feature("timestamp", "timestamp", "interaction"))
     if "label" in interactions:
         features.append(Feature("label", "label", "interaction"))
-    tables = {}
-    for role, file_name, id_column in (("item", "items.csv", "item_id"), ("user", "users.csv", "user_id")):
-        file = folder / file_name
-        if not file.is_file():
-            tables[role] = None
-            continue
-        table, table_features = _read_feature_table(file, id_column, role, declared.get(f"{role}s", {}),
-                                                    skip_bad_rows)
-        tables[role] = table
-        features += table_features
-    items = tables["item"]
-    if items is not None:
-        unknown = sorted(set(interactions["item_id"]) - set(items.index))
-        if unknown:
-            raise DataError(
-                f"{len(unknown)} interaction item id(s) are missing from items.csv, e.g. {unknown[:3]}",
-                path=folder / "interactions.csv", field="item_id",
-            )
+    features += table_features
     title = next((c for c in TITLE_COLUMNS if items is not None and c in items.columns), None)
     return Dataset(
         name=name or folder.name, interactions=interactions, items=items, users=tables["user"],
@@ -106,8 +105,21 @@ def load_folder(path: str | os.PathLike, skip_bad_rows: bool = False, name: str 
     )
 
 
-def _read_interactions(file: pathlib.Path, skip_bad_rows: bool) -> pd.DataFrame:
-    frame = read_delimited(file, INTERACTION_FILE_COLUMNS, skip_bad_rows=skip_bad_rows).frame
+def _read_interactions(file: pathlib.Path, known_items: set | None, skip_bad_rows: bool) -> pd.DataFrame:
+    result = read_delimited(file, INTERACTION_FILE_COLUMNS, skip_bad_rows=skip_bad_rows)
+    frame = result.frame
+    if known_items is not None:
+        unknown = ~frame["item_id"].isin(known_items).to_numpy()
+        if unknown.any() and not skip_bad_rows:
+            first = int(unknown.nonzero()[0][0])
+            raise DataError(
+                f"item id {frame['item_id'].iloc[first]!r} is not in items.csv "
+                f"({int(unknown.sum())} interaction(s) refer to unknown items)",
+                path=file, line=result.lines[first], field="item_id",
+            )
+        if unknown.any():
+            logger.warning("%s: skipped %d interaction(s) whose item is not in items.csv", file, int(unknown.sum()))
+            frame = frame[~unknown].reset_index(drop=True)
     if "timestamp" in frame:
         frame["timestamp"] = frame["timestamp"].astype("int64")
     for column in ("rating", "label"):
@@ -134,11 +146,12 @@ def _read_schema_file(file: pathlib.Path) -> dict:
 
 
 def _read_feature_table(file, id_column, role, declared_kinds, skip_bad_rows):
-    raw = read_delimited(file, [Column(id_column)], extra_columns=True, skip_bad_rows=skip_bad_rows).frame
+    result = read_delimited(file, [Column(id_column)], extra_columns=True, skip_bad_rows=skip_bad_rows)
+    raw = result.frame
     if raw[id_column].duplicated().any():
-        duplicate = raw[id_column][raw[id_column].duplicated()].iloc[0]
-        line = int(raw.index[raw[id_column] == duplicate][1]) + 2
-        raise DataError(f"duplicate {role} id {duplicate!r}", path=file, line=line, field=id_column)
+        row = int(raw[id_column].duplicated().to_numpy().nonzero()[0][0])
+        raise DataError(f"duplicate {role} id {raw[id_column].iloc[row]!r}", path=file, line=result.lines[row],
+                        field=id_column)
     unknown = set(declared_kinds) - set(raw.columns)
     if unknown:
         raise DataError(f"schema.yaml names column(s) {sorted(unknown)} that the file lacks", path=file)
@@ -148,7 +161,7 @@ def _read_feature_table(file, id_column, role, declared_kinds, skip_bad_rows):
         if column == id_column:
             continue
         kind = FeatureKind(declared_kinds.get(column) or infer_kind(raw[column]))
-        table[column] = _convert(raw[column], kind, file, column)
+        table[column] = _convert(raw[column], kind, file, column, result.lines)
         features.append(Feature(column, kind, role))
     return table, features
 
@@ -168,13 +181,13 @@ def infer_kind(values: pd.Series) -> str:
     return "categorical"
 
 
-def _convert(values: pd.Series, kind: FeatureKind, file, column: str) -> list:
+def _convert(values: pd.Series, kind: FeatureKind, file, column: str, lines: list[int]) -> list:
     if kind == FeatureKind.NUMERIC:
         numbers = pd.to_numeric(values.where(values.str.strip() != ""), errors="coerce")
         bad = numbers.isna() & (values.str.strip() != "")
         if bad.any():
             row = int(bad.to_numpy().nonzero()[0][0])
-            raise DataError(f"expected a number, got {values.iloc[row]!r}", path=file, line=row + 2, field=column)
+            raise DataError(f"expected a number, got {values.iloc[row]!r}", path=file, line=lines[row], field=column)
         return numbers.astype("float32").tolist()
     if kind == FeatureKind.MULTI_CATEGORICAL:
         return [tuple(v.strip() for v in text.split("|") if v.strip()) for text in values]

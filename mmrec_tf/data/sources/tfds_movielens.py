@@ -10,13 +10,28 @@ import numpy as np
 import pandas as pd
 
 from mmrec_tf.data.dataset import Dataset
-from mmrec_tf.data.sources.movielens import MOVIELENS_SCHEMA, GROUPLENS_GENRES
+from mmrec_tf.data.sources.movielens import MOVIELENS_SCHEMA
+
+TFDS_GENRES = (
+    "Action", "Adventure", "Animation", "Children", "Comedy", "Crime", "Documentary", "Drama", "Fantasy",
+    "Film-Noir", "Horror", "IMAX", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "Unknown", "War",
+    "Western", "(no genres listed)",
+)
+GROUPLENS_SPELLING = {"Children": "Children's", "Unknown": "unknown"}
+
+
+def tfds_genre_name(label: int) -> str | None:
+    """The GroupLens spelling of a TFDS ``movie_genres`` label (None for "no genres listed")."""
+    name = TFDS_GENRES[label]
+    return None if name.startswith("(") else GROUPLENS_SPELLING.get(name, name)
 
 
 def load_tfds_movielens(split: str = "train", data_dir: str | None = None) -> Dataset:
     """Load ``movielens/100k-ratings`` and convert it to a :class:`Dataset`.
 
-    TFDS genre labels are the GroupLens genre indices; titles carry the year.
+    TFDS numbers genres in its own 21-name list (:data:`TFDS_GENRES`); they are
+    converted to the GroupLens spellings the other MovieLens sources use.
+    Titles carry the year.
 
     Example:
     >>> ds = load_tfds_movielens()  # doctest: +SKIP (downloads)
@@ -32,7 +47,8 @@ def load_tfds_movielens(split: str = "train", data_dir: str | None = None) -> Da
         columns["rating"].append(float(row["user_rating"]))
         columns["timestamp"].append(int(row["timestamp"]))
         columns["title"].append(row["movie_title"].decode("utf-8", errors="replace"))
-        columns["genres"].append(tuple(GROUPLENS_GENRES[int(g)] for g in np.atleast_1d(row["movie_genres"])))
+        names = (tfds_genre_name(int(g)) for g in np.atleast_1d(row["movie_genres"]))
+        columns["genres"].append(tuple(n for n in names if n is not None))
         columns["age"].append(float(row["raw_user_age"]) if "raw_user_age" in row else float(row["bucketized_user_age"]))
         columns["gender"].append("M" if bool(row["user_gender"]) else "F")
         columns["occupation"].append(row["user_occupation_text"].decode())
