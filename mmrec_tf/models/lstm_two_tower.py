@@ -30,7 +30,7 @@ class LSTMTwoTower(RetrievalModel):
     >>> model = LSTMTwoTower(num_users=5, num_items=7, embedding_dim=8, lstm_units=8, max_history=4)
     >>> out = model({"user_id": np.array([1, 0]), "history": np.array([[1, 2, 0, 0], [0, 0, 0, 0]]),
     ...              "item_id": np.array([3, 4])})
-    >>> out["user_embedding"].shape
+    >>> tuple(out["user_embedding"].shape)
     (2, 8)
     """
 
@@ -61,7 +61,11 @@ class LSTMTwoTower(RetrievalModel):
 
     @classmethod
     def from_feature_space(cls, space, item_features: list[str] | None = None, **kwargs):
-        """Build for a feature space; ``item_features`` names the item tables to use (default: all)."""
+        """Build for a feature space; ``item_features`` names the item tables to use (default: all).
+
+        Any table kind works, precomputed ``vector`` features (poster, plot,
+        audio vectors with their presence masks) included.
+        """
         specs = space.item_feature_specs()
         names = list(specs) if item_features is None else list(item_features)
         unknown = [n for n in names if n not in specs]
@@ -69,7 +73,7 @@ class LSTMTwoTower(RetrievalModel):
             raise ValueError(f"item_features {unknown} are not in the feature space; it has {sorted(specs)}")
         model = cls(num_users=space.num_users, num_items=space.num_items,
                     item_feature_specs={n: specs[n] for n in names}, **kwargs)
-        model.item_encoder.set_tables({n: space.item_features[n].values for n in names})
+        model.item_encoder.set_tables({n: space.item_features[n] for n in names})
         return model
 
     def build(self, input_shape=None):

@@ -6,11 +6,14 @@ import os
 
 from mmrec_tf.data.dataset import Dataset
 from mmrec_tf.data.sources.folder import load_folder
+from mmrec_tf.data.sources.item_media import find_item_images, read_item_feature_tables
+from mmrec_tf.data.sources.lastfm_multimodal import load_lastfm_2k_mm
 from mmrec_tf.data.sources.movielens import load_movielens_100k
+from mmrec_tf.data.sources.movielens_multimodal import load_movielens_100k_mm
 from mmrec_tf.data.sources.synthetic import make_synthetic
 from mmrec_tf.data.sources.tfds_movielens import load_tfds_movielens
 
-DATASET_NAMES = ("movielens-100k", "movielens-100k-tfds", "synthetic", "folder")
+DATASET_NAMES = ("movielens-100k", "movielens-100k-mm", "lastfm-2k-mm", "movielens-100k-tfds", "synthetic", "folder")
 
 
 def load_dataset(
@@ -20,6 +23,12 @@ def load_dataset(
 
     - ``movielens-100k``: a GroupLens folder or recbole wheel at ``path``; by
       default the recbole wheel, fetched once into the cache.
+    - ``movielens-100k-mm``: ML-100K plus plot text and posters; ``path`` holds
+      ``ml-100k/``, ``ml-100k-plots/`` and ``ml-100k-posters/``. Option
+      ``item_features``: precomputed vector tables to attach (see
+      :mod:`.item_media`).
+    - ``lastfm-2k-mm``: Last.fm-2K with its fixed split, VGGish / Whisper /
+      MiniLM vectors and tag text; ``path`` is ``lfm2k-mm/`` or holds it.
     - ``movielens-100k-tfds``: TensorFlow Datasets (needs a network).
     - ``synthetic``: :func:`make_synthetic` with ``options``.
     - ``folder``: a folder of CSV files at ``path`` (see :mod:`.folder`).
@@ -31,6 +40,10 @@ def load_dataset(
     """
     if name == "movielens-100k":
         return load_movielens_100k(path, skip_bad_rows=skip_bad_rows)
+    if name == "movielens-100k-mm":
+        return load_movielens_100k_mm(path, skip_bad_rows=skip_bad_rows, **options)
+    if name == "lastfm-2k-mm":
+        return load_lastfm_2k_mm(path, skip_bad_rows=skip_bad_rows, **options)
     if name == "movielens-100k-tfds":
         return load_tfds_movielens(**options)
     if name == "synthetic":
@@ -43,5 +56,6 @@ def load_dataset(
     raise ValueError(f"unknown dataset {name!r}; expected one of {DATASET_NAMES} or a folder path")
 
 
-__all__ = ["DATASET_NAMES", "load_dataset", "load_folder", "load_movielens_100k", "load_tfds_movielens",
-           "make_synthetic"]
+__all__ = ["DATASET_NAMES", "find_item_images", "load_dataset", "load_folder", "load_lastfm_2k_mm",
+           "load_movielens_100k", "load_movielens_100k_mm", "load_tfds_movielens", "make_synthetic",
+           "read_item_feature_tables"]
