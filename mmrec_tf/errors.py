@@ -33,8 +33,8 @@ class ConfigError(ValueError):
     """A zoo entry or config with an unknown key or a wrong type; names the key's path.
 
     Example:
-    >>> str(ConfigError("unknown key", key_path="training.epochz", source="zoo/x.yaml"))
-    "zoo/x.yaml: training.epochz: unknown key"
+    >>> print(ConfigError("unknown key", key_path="training.epochz", source="zoo/x.yaml"))
+    zoo/x.yaml: training.epochz: unknown key
     """
 
     def __init__(self, message: str, key_path: str = "", source: str | None = None):

@@ -24,7 +24,7 @@ class Popularity(RetrievalModel):
     >>> from mmrec_tf.data.pipeline import Examples
     >>> model = Popularity(num_users=2, num_items=3)
     >>> model.prepare(Examples(np.array([1, 2]), np.array([3, 3]), np.zeros((2, 1), "int32"), {}))
-    >>> np.round(model.all_item_embeddings()[:, 0], 3).tolist()
+    >>> [round(float(v), 3) for v in model.all_item_embeddings()[:, 0]]
     [0.0, 0.0, 1.099]
     """
 

@@ -23,7 +23,7 @@ class TwoTower(RetrievalModel):
     >>> model = TwoTower(num_users=5, num_items=7, embedding_dim=4)
     >>> out = model({"user_id": np.array([1, 2]), "history": np.zeros((2, 3), "int32"),
     ...              "item_id": np.array([3, 0])})
-    >>> out["user_embedding"].shape, out["item_embedding"].shape
+    >>> tuple(out["user_embedding"].shape), tuple(out["item_embedding"].shape)
     ((2, 4), (2, 4))
     """
 

@@ -34,7 +34,7 @@ def load_tfds_movielens(split: str = "train", data_dir: str | None = None) -> Da
     Titles carry the year.
 
     Example:
-    >>> ds = load_tfds_movielens()  # doctest: +SKIP (downloads)
+    >>> ds = load_tfds_movielens()  # doctest: +SKIP
     """
     import tensorflow_datasets as tfds
 
