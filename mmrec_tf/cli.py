@@ -53,6 +53,11 @@ def _add_train(commands) -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override an architecture argument (value parsed as YAML), repeatable")
     parser.add_argument("--run-dir", default=None, help="output folder (default: runs/<model>)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue an interrupted run from its last finished epoch (checkpoints are kept in "
+                             "<run-dir>/checkpoints while training)")
+    parser.add_argument("--skip-bad-rows", action="store_true",
+                        help="skip malformed input rows (counted and reported) instead of stopping at the first")
 
 
 def _add_evaluate(commands) -> None:
@@ -223,15 +228,18 @@ def cmd_train(args) -> int:
     name = data_config["dataset"]
     if os.path.isdir(name) and path is None:
         name, path = "folder", os.path.abspath(name)
+    run_dir = pathlib.Path(args.run_dir or pathlib.Path("runs") / args.model)
+    checkpoints = run_dir / "checkpoints"
+    if checkpoints.exists() and not args.resume:
+        raise ValueError(f"{checkpoints} holds an interrupted run; pass --resume to continue it, or delete the folder")
     print(f"loading {name}{' from ' + str(path) if path else ''} ...", flush=True)
-    dataset = load_dataset(name, path)
+    dataset = load_dataset(name, path, skip_bad_rows=args.skip_bad_rows)
     data = prepare_data(dataset, data_config.get("split", "leave_last_out"), data_config.get("max_history", 50),
                         seed=training.get("seed", entry.training.get("seed", 0) if entry else 0))
     print(f"{dataset.num_interactions} interactions, {data.space.num_users} users, {data.space.num_items} items; "
           f"split {data.split.method}: {len(data.examples['train'])} train / {len(data.examples['valid'])} valid / "
           f"{len(data.examples['test'])} test", flush=True)
-    result = run(args.model, data, training=training, **_parse_sets(args.set))
-    run_dir = pathlib.Path(args.run_dir or pathlib.Path("runs") / args.model)
+    result = run(args.model, data, training=training, checkpoint_dir=checkpoints, **_parse_sets(args.set))
     save_run(result, run_dir, {"dataset": name, "path": str(path) if path else None})
     print(f"valid: {result.valid}")
     print(f"trained in {result.train_seconds:.1f} s; run saved to {run_dir}")

@@ -72,12 +72,14 @@ class RunResult:
 
 
 def run(model_or_entry: str, data: PreparedData, training: dict | None = None, ks=(10, 20),
-        verbose: int | str = "auto", **overrides) -> RunResult:
+        verbose: int | str = "auto", checkpoint_dir: str | os.PathLike | None = None, callbacks=None,
+        **overrides) -> RunResult:
     """Create a catalog model, train it on ``data`` with the entry's recipe, evaluate valid and test.
 
     ``training`` replaces fields of the recipe (a zoo entry's ``training``
     section, else :class:`TrainingConfig` defaults); ``overrides`` replace
-    architecture arguments.
+    architecture arguments. With ``checkpoint_dir`` an interrupted run resumes
+    from its last finished epoch (see :func:`~mmrec_tf.training.train_model`).
 
     Example:
     >>> data = prepare_data(load_dataset("synthetic", num_users=20, num_items=12, num_clusters=2))
@@ -96,7 +98,8 @@ def run(model_or_entry: str, data: PreparedData, training: dict | None = None, k
         raise ValueError(f"the model keeps {model.max_history} history items but the data was prepared with "
                          f"max_history={data.max_history}")
     started = time.perf_counter()
-    train_model(model, data.examples["train"], config, valid=data.examples["valid"], verbose=verbose)
+    train_model(model, data.examples["train"], config, valid=data.examples["valid"], verbose=verbose,
+                checkpoint_dir=checkpoint_dir, callbacks=callbacks)
     seconds = time.perf_counter() - started
     valid = evaluate_retrieval(model, data.examples["valid"], data.seen("valid"), ks=ks)
     test = evaluate_retrieval(model, data.examples["test"], data.seen("test"), ks=ks)

@@ -82,3 +82,10 @@ def test_bad_folder_is_a_clear_error(tmp_path, capsys):
     assert main(["train", "two_tower", "--data", str(tmp_path), "--epochs", "1"]) == 2
     error = capsys.readouterr().err
     assert "interactions.csv" in error and "line 3" in error and "rating" in error
+
+
+def test_interrupted_run_needs_resume(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    assert main(["train", "popularity", "--data", "synthetic", "--run-dir", str(run_dir)]) == 2
+    assert "--resume" in capsys.readouterr().err
