@@ -92,8 +92,11 @@ def parse_zoo_entry(content: Any, source: str) -> ZooEntry:
 def load_zoo_file(path: str | os.PathLike) -> ZooEntry:
     """Read one zoo YAML file with ``yaml.safe_load`` and validate it."""
     path = pathlib.Path(path)
-    with open(path, encoding="utf-8") as handle:
-        content = yaml.safe_load(handle)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            content = yaml.safe_load(handle)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"not valid YAML for yaml.safe_load ({exc})", source=str(path)) from None
     entry = parse_zoo_entry(content, source=str(path))
     if path.stem != entry.name:
         raise ConfigError(f"file name must be '<name>.yaml'; expected {entry.name}.yaml", key_path="name",
