@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import os
 import pathlib
+from collections.abc import Sequence
 
 import numpy as np
+import pandas as pd
 import tensorflow as tf
 
+from mmrec_tf.export.item_catalog import prepare_catalog
 from mmrec_tf.export.serving_module import ServingModule
 from mmrec_tf.export.tf_serving import write_warmup_requests
 from mmrec_tf.export.versioning import write_version_atomically
@@ -33,7 +36,8 @@ def example_requests(space, max_history: int, num_candidates: int = 5, batch: in
 
 
 def export_model(model, space, saved_models_dir: str | os.PathLike, name: str,
-                 version: int | None = None, k: int = 100, warmup: bool = True) -> pathlib.Path:
+                 version: int | None = None, k: int = 100, warmup: bool = True, index: str = "auto",
+                 catalog: str | os.PathLike | pd.DataFrame | Sequence[str] | None = None) -> pathlib.Path:
     """Write ``<saved_models_dir>/<name>/<version>/`` atomically and return that folder.
 
     The folder holds the SavedModel with the contract's signatures (see
@@ -42,12 +46,30 @@ def export_model(model, space, saved_models_dir: str | os.PathLike, name: str,
     per signature. The version is the next integer unless given; an existing
     version is never overwritten, and a crash leaves no version folder.
 
+    ``index`` chooses how ``retrieve`` searches the catalog: ``"brute_force"``
+    (exact float32), ``"bfloat16"`` (bfloat16 scan + exact float32 re-rank of
+    a shortlist, for large catalogs on CPU) or ``"auto"`` (brute force below
+    :data:`~mmrec_tf.export.retrieval_index.AUTO_EXACT_MAX_ITEMS` items).
+    ``catalog`` replaces the set of items ``retrieve`` returns without
+    retraining: an ``items.csv`` path, a DataFrame or a list of ids; items
+    the model does not know are embedded from their features (see
+    :func:`~mmrec_tf.export.item_catalog.prepare_catalog`). A ranking model
+    has no ``retrieve``; its ``score`` then reads new candidates' content.
+
     Example:
     >>> export_model(model, space, "saved_models", "lstm_two_tower")  # doctest: +SKIP
     PosixPath('saved_models/lstm_two_tower/1')
+    >>> export_model(model, space, "saved_models", "lstm_two_tower", catalog="new_items.csv")  # doctest: +SKIP
+    PosixPath('saved_models/lstm_two_tower/2')
     """
     check_model_name(name)
-    module = ServingModule(model, space, k=k)
+    catalog_ids = None
+    if catalog is not None:
+        prepared = prepare_catalog(model, space, catalog)
+        model, space = prepared.model, prepared.space
+        if getattr(model, "task_type", "retrieval") == "retrieval":
+            catalog_ids = prepared.item_ids
+    module = ServingModule(model, space, k=k, index=index, catalog_ids=catalog_ids)
     signatures = module.signatures()
     inputs = example_requests(space, module.max_history or 10)
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import tensorflow as tf
 
+from mmrec_tf.export.retrieval_index import make_retrieval_index
 from mmrec_tf.layers.history import most_recent_history
 
 STRING_VECTOR = tf.TensorSpec([None], tf.string)
@@ -23,8 +26,9 @@ class ServingModule(tf.Module):
 
     Holds the Keras model, the user and item vocabularies as hash tables
     (unknown ids → index 0, which every model treats as "no information"), and
-    for retrieval models the precomputed item embedding matrix and item ids
-    used by ``retrieve``. Signatures:
+    for retrieval models a retrieval index over the catalog's item embeddings
+    (see :func:`~mmrec_tf.export.retrieval_index.make_retrieval_index`) used by
+    ``retrieve``. Signatures:
 
     - ``score(user_id [B], history [B, L], candidates [B, C]) → {"scores" [B, C]}``
     - retrieval: ``retrieve(user_id, history) → {"item_ids" [B, K], "scores" [B, K]}``
@@ -35,7 +39,11 @@ class ServingModule(tf.Module):
 
     ``history`` is oldest first, padded at the end with ``""``, any length;
     the model keeps the most recent items it supports. Outputs are float32
-    whatever the training precision.
+    whatever the training precision. ``retrieve`` returns catalog items only
+    (``catalog_ids``, default: every item of the vocabulary) and never an item
+    of the history; when fewer than K catalog items remain, the remaining
+    slots hold id ``""`` and score ``-inf``. ``index`` picks the search:
+    ``"auto"``, ``"brute_force"`` or ``"bfloat16"``.
 
     Example:
     >>> module = ServingModule(model, space, k=10)  # doctest: +SKIP
@@ -43,26 +51,37 @@ class ServingModule(tf.Module):
     TensorShape([1, 10])
     """
 
-    def __init__(self, model, space, k: int = 100):
+    def __init__(self, model, space, k: int = 100, index: str = "auto",
+                 catalog_ids: Sequence[str] | None = None):
         super().__init__(name="mmrec_serving")
         self.model = model
         self.user_lookup = _string_table(space.user_vocab.ids, "user_vocabulary")
         self.item_lookup = _string_table(space.item_vocab.ids, "item_vocabulary")
         self.num_items = space.num_items
-        self.k = int(min(k, space.num_items))
         self.is_retrieval = getattr(model, "task_type", "retrieval") == "retrieval"
         self.max_history = getattr(model, "max_history", None)
-        self.catalog_ids = tf.Variable(np.asarray(space.item_vocab.ids, dtype=object).astype(str),
-                                       dtype=tf.string, trainable=False, name="catalog_item_ids")
         specs = {"score": {"user_id": STRING_VECTOR, "history": STRING_MATRIX, "candidates": STRING_MATRIX}}
         if self.is_retrieval:
-            self.catalog_embeddings = tf.Variable(model.all_item_embeddings(), trainable=False,
-                                                  name="catalog_item_embeddings")
+            catalog = _catalog_indices(space, catalog_ids)
+            self.index = make_retrieval_index(index, model.all_item_embeddings()[catalog - 1], k)
+            self.k = self.index.k
+            self.catalog_ids = tf.Variable(np.append(space.item_vocab.ids[catalog - 1], "").astype(str),
+                                           dtype=tf.string, trainable=False, name="catalog_item_ids")
+            position = np.full(space.num_items + 1, -1, np.int32)
+            position[catalog] = np.arange(len(catalog), dtype=np.int32)
+            self.catalog_position = tf.Variable(position, trainable=False, name="catalog_position_of_item")
             specs.update({"retrieve": {"user_id": STRING_VECTOR, "history": STRING_MATRIX},
                           "user_embedding": {"user_id": STRING_VECTOR, "history": STRING_MATRIX},
                           "item_embedding": {"item_id": STRING_VECTOR}})
-        elif hasattr(model, "attention_weights"):
-            specs["explain"] = dict(specs["score"])
+        else:
+            if catalog_ids is not None:
+                raise ValueError("catalog_ids restricts what `retrieve` returns; ranking models have no "
+                                 "retrieve signature")
+            self.k = int(min(k, space.num_items))
+            if hasattr(model, "attention_weights"):
+                self.item_ids = tf.Variable(np.asarray(space.item_vocab.ids, dtype=object).astype(str),
+                                            dtype=tf.string, trainable=False, name="item_vocabulary_ids")
+                specs["explain"] = dict(specs["score"])
         self.signature_inputs = {name: tuple(inputs) for name, inputs in specs.items()}
         for name, inputs in specs.items():
             setattr(self, name, tf.function(getattr(self, f"_{name}"), input_signature=list(inputs.values())))
@@ -81,15 +100,10 @@ class ServingModule(tf.Module):
     def _retrieve(self, user_id, history):
         features, history_index = self._features(user_id, history)
         users = tf.cast(self.model.encode_users(features), tf.float32)
-        scores = tf.matmul(users, self.catalog_embeddings, transpose_b=True)
-        seen = tf.where(history_index > 0)
-        scores = tf.tensor_scatter_nd_update(
-            scores,
-            tf.stack([seen[:, 0], tf.cast(tf.gather_nd(history_index, seen) - 1, tf.int64)], axis=1),
-            tf.fill([tf.shape(seen)[0]], tf.constant(-np.inf, tf.float32)),
-        )
-        top = tf.math.top_k(scores, k=self.k)
-        return {"item_ids": tf.gather(self.catalog_ids, top.indices), "scores": top.values}
+        positions, scores = self.index.search(users, tf.gather(self.catalog_position, history_index))
+        empty = tf.shape(self.catalog_ids, out_type=tf.int32)[0] - 1
+        item_ids = tf.gather(self.catalog_ids, tf.where(positions >= 0, positions, empty))
+        return {"item_ids": item_ids, "scores": scores}
 
     def _user_embedding(self, user_id, history):
         features, _ = self._features(user_id, history)
@@ -101,7 +115,7 @@ class ServingModule(tf.Module):
     def _explain(self, user_id, history, candidates):
         features, _ = self._features(user_id, history)
         weights = self.model.attention_weights(features, self.item_lookup.lookup(candidates))
-        history_ids = tf.gather(tf.concat([[""], self.catalog_ids], axis=0), features["history"])
+        history_ids = tf.gather(tf.concat([[""], self.item_ids], axis=0), features["history"])
         return {"weights": tf.cast(weights, tf.float32), "history_item_ids": history_ids}
 
     def signatures(self) -> dict:
@@ -109,3 +123,23 @@ class ServingModule(tf.Module):
         concrete = {name: getattr(self, name).get_concrete_function() for name in self.signature_inputs}
         concrete["serving_default"] = concrete["retrieve" if self.is_retrieval else "score"]
         return concrete
+
+
+def _catalog_indices(space, catalog_ids: Sequence[str] | None) -> np.ndarray:
+    """Vocabulary indices (1-based) of the items ``retrieve`` may return, in catalog order."""
+    if catalog_ids is None:
+        return np.arange(1, space.num_items + 1, dtype=np.int64)
+    ids = [str(item) for item in catalog_ids]
+    if not ids:
+        raise ValueError("catalog_ids is empty; retrieve needs at least one item")
+    indices = space.item_vocab.lookup(ids).astype(np.int64)
+    unknown = [item for item, index in zip(ids, indices) if index == 0]
+    if unknown:
+        raise ValueError(f"catalog_ids: {len(unknown)} id(s) are not in the model's item vocabulary, "
+                         f"e.g. {unknown[:5]}; new items need export_model(..., catalog=...)")
+    seen: set[str] = set()
+    for item in ids:
+        if item in seen:
+            raise ValueError(f"catalog_ids: item id {item!r} appears twice")
+        seen.add(item)
+    return indices

@@ -85,7 +85,8 @@ class LSTMTwoTower(RetrievalModel):
         self.user_projection.build((None, self.lstm_units + self.embedding_dim * int(self.use_user_id)))
 
     def _finish(self, vectors):
-        return ops.normalize(vectors, axis=-1) if self.normalize else vectors
+        """L2-normalise in float32: under mixed_float16 a zero vector would otherwise become NaN."""
+        return ops.normalize(ops.cast(vectors, "float32"), axis=-1) if self.normalize else vectors
 
     def encode_items(self, item_index, training=False):
         return self._finish(self.item_encoder(item_index))

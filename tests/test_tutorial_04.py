@@ -1,0 +1,34 @@
+"""The serving tutorial runs top to bottom on tiny synthetic data and shows what it promises."""
+
+import pathlib
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+NOTEBOOK = pathlib.Path(__file__).resolve().parents[1] / "tutorials" / "04_serving.ipynb"
+
+
+def test_the_committed_notebook_has_no_outputs():
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    assert code and all(not cell.outputs and cell.execution_count is None for cell in code)
+
+
+@pytest.mark.slow
+def test_serving_notebook_runs(monkeypatch, tmp_path):
+    monkeypatch.setenv("MMREC_TUTORIAL_TINY", "1")
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    NotebookClient(notebook, timeout=600, kernel_name="python3",
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    text = "".join(o.get("text", "") for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs)
+    assert "lstm_two_tower/1/saved_model.pb" in text and 'base_path: "/models/lstm_two_tower"' in text
+    assert "signature_def['retrieve']:" in text and "dtype: DT_STRING" in text  # saved_model_cli show --all
+    assert "tf_serving_warmup_requests" in text and text.count("retrieve ") >= 1
+    assert '"instances": [{"user_id":' in text and '"inputs": {"user_id":' in text
+    assert "curl -s -X POST http://localhost:8501/v1/models/lstm_two_tower:predict" in text
+    assert 'signature_name: "retrieve"' in text and "dtype: DT_STRING" in text  # the gRPC PredictRequest
+    assert "docker run --gpus all -p 8500:8500 -p 8501:8501 -v" in text and "tensorflow/serving:latest-gpu" in text
+    assert "REST row, REST columnar and gRPC requests give the same answer: True" in text
+    assert ": servable" in text and "warm-up: 4/4 records ran" in text
+    assert "new film has a content embedding of norm 1.0" in text
