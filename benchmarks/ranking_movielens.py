@@ -1,0 +1,170 @@
+"""Click-through ranking on MovieLens-100K with the DIN paper's protocol: article_lstm vs embedding_mlp vs din.
+
+Protocol (Zhou et al., "Deep Interest Network", KDD 2018, sec. 6.1, on
+ML-100K instead of ML-20M): a rating of 4 or 5 is a positive, 1-3 a negative;
+each user's ratings in time order are split 80 / 10 / 10 % into train / valid /
+test (per-user temporal split: every model predicts a user's future from their
+past); the history of an example is the user's earlier liked movies (rated
+>= 4; ``--history all`` for every earlier rated movie), the 50 most recent.
+Each model is trained with its zoo entry's recipe for up to ``epochs`` epochs,
+keeping the epoch with the best validation GAUC, then scored on the test
+split: GAUC (impression-weighted per-user AUC, the paper's metric), AUC and
+log loss, mean ± std over seeds. Training speed counts training examples per
+second of ``fit`` (validation scoring excluded).
+
+    python benchmarks/ranking_movielens.py [--data-path ../shared/data/ml-100k] [--seeds 3]
+        [--models article_lstm,embedding_mlp,din] [--history positive] [--update-zoo]
+
+``--update-zoo`` writes the measured means into the zoo entries' ``metrics``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import pathlib
+import statistics
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import yaml  # noqa: E402
+from _common import REPOSITORY, mean_std, movielens_path, print_table  # noqa: E402
+
+from mmrec_tf.data.feature_space import FeatureSpace  # noqa: E402
+from mmrec_tf.data.labels import build_rating_examples  # noqa: E402
+from mmrec_tf.data.sources import load_dataset  # noqa: E402
+from mmrec_tf.data.splits import temporal_fraction_split  # noqa: E402
+from mmrec_tf.evaluation.ranking_evaluator import evaluate_ranking, predict_examples  # noqa: E402
+from mmrec_tf.evaluation.ranking_metrics import gauc  # noqa: E402
+from mmrec_tf.registry import create_model  # noqa: E402
+from mmrec_tf.training import TrainingConfig, train_model  # noqa: E402
+from mmrec_tf.zoo_entry import get_zoo_entry  # noqa: E402
+
+MODELS = ("article_lstm", "embedding_mlp", "din")
+TAG = "movielens_100k"
+PAPER = "DIN paper, MovieLens-20M: GAUC 0.7300 BaseModel (embedding_mlp), 0.7337 DIN, 0.7348 DIN with Dice"
+
+
+def protocol(history: str) -> str:
+    liked = "earlier movies rated >= 4" if history == "positive" else "all earlier rated movies"
+    return (f"ML-100K, label rating >= 4, per-user temporal split 80/10/10 %, history = the 50 most recent "
+            f"{liked}, best epoch by valid GAUC, test GAUC/AUC")
+
+
+class BestValidationGAUC(keras.callbacks.Callback):
+    """After each epoch, score the validation split; at the end restore the best epoch's weights."""
+
+    def __init__(self, examples):
+        super().__init__()
+        self.examples = examples
+        self.labels = examples.extras["label"]
+        self.best = (-np.inf, 0, None)
+        self.fit_seconds = 0.0
+        self.epochs = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.fit_seconds += time.perf_counter() - self.started
+        self.epochs += 1
+        value = gauc(self.examples.user_id, self.labels, predict_examples(self.model, self.examples))
+        if value > self.best[0]:
+            self.best = (value, epoch + 1, self.model.get_weights())
+
+    def on_train_end(self, logs=None):
+        self.model.set_weights(self.best[2])
+
+
+def run_once(name: str, space, examples, seed: int, epochs: int | None, overrides: dict) -> dict:
+    entry = get_zoo_entry(f"{name}.{TAG}")
+    config = TrainingConfig(**{**entry.training, "seed": seed, **({"epochs": epochs} if epochs else {})})
+    keras.utils.set_random_seed(seed)
+    model = create_model(entry.name, space=space, **overrides)
+    selector = BestValidationGAUC(examples["valid"])
+    train_model(model, examples["train"], config, callbacks=[selector], verbose=0)
+    result = evaluate_ranking(model, examples["test"])
+    result.update({"best_epoch": selector.best[1], "valid_gauc": selector.best[0],
+                   "examples_per_second": len(examples["train"]) * selector.epochs / selector.fit_seconds})
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-path", default=None)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--history", default="positive", choices=["positive", "all"])
+    parser.add_argument("--epochs", type=int, default=None, help="override every entry's epochs")
+    parser.add_argument("--set", action="append", default=[], metavar="MODEL.KEY=VALUE",
+                        help="override an architecture argument of one model (value parsed as YAML)")
+    parser.add_argument("--update-zoo", action="store_true")
+    args = parser.parse_args()
+    overrides = {name: {} for name in args.models.split(",")}
+    for item in args.set:
+        key, value = item.split("=", 1)
+        model, argument = key.split(".", 1)
+        overrides[model][argument] = yaml.safe_load(value)
+
+    dataset = load_dataset("movielens-100k", movielens_path(args.data_path))
+    split = temporal_fraction_split(dataset, valid_fraction=0.1, test_fraction=0.1)
+    space = FeatureSpace.build(dataset)
+    examples = build_rating_examples(split, space, max_history=50, threshold=4.0, history=args.history)
+    print(f"data: {dataset.source}; {protocol(args.history)}")
+    print("examples: " + ", ".join(f"{k} {len(v):,} ({v.extras['label'].mean():.1%} positive)"
+                                    for k, v in examples.items()), flush=True)
+    results = {}
+    for name in overrides:
+        results[name] = []
+        for seed in range(args.seeds):
+            result = run_once(name, space, examples, seed, args.epochs, overrides[name])
+            results[name].append(result)
+            print(f"{name} seed {seed}: test gauc={result['gauc']:.4f} auc={result['auc']:.4f} "
+                  f"log_loss={result['log_loss']:.4f} (best epoch {result['best_epoch']}, valid gauc "
+                  f"{result['valid_gauc']:.4f}, {result['examples_per_second']:,.0f} examples/s)", flush=True)
+    rows = [[name, mean_std([r["gauc"] for r in runs]), mean_std([r["auc"] for r in runs]),
+             mean_std([r["log_loss"] for r in runs]), str(runs[0]["gauc_users"]),
+             f"{statistics.median(r['examples_per_second'] for r in runs):,.0f}"]
+            for name, runs in results.items()]
+    print()
+    print_table(["model", "test GAUC", "test AUC", "test log loss", "GAUC users", "train examples/s (median)"],
+                rows)
+    print(f"\nfor scale, {PAPER}")
+    if args.update_zoo:
+        if any(overrides.values()) or args.epochs:
+            raise SystemExit("--update-zoo records the zoo recipes' numbers; run it without --set / --epochs")
+        update_zoo(results, args.seeds, args.history)
+
+
+def update_zoo(results: dict, seeds: int, history: str) -> None:
+    baselines = {name: round(statistics.mean(r["gauc"] for r in runs), 4) for name, runs in results.items()}
+    for name, runs in results.items():
+        path = REPOSITORY / "zoo" / f"{name}.{TAG}.yaml"
+        content = yaml.safe_load(path.read_text(encoding="utf-8"))
+        values = {}
+        for key in ("gauc", "auc", "log_loss"):
+            numbers = [r[key] for r in runs]
+            values[key] = round(statistics.mean(numbers), 4)
+            if len(numbers) > 1:
+                values[f"{key}_std"] = round(statistics.stdev(numbers), 4)
+        values["gauc_users"] = int(runs[0]["gauc_users"])
+        content["metrics"] = {
+            "protocol": f"{protocol(history)}; mean over {seeds} seeds",
+            "script": "benchmarks/ranking_movielens.py",
+            "measured_on": datetime.date.today().isoformat(),
+            "values": values,
+            "baselines": {f"{other}.gauc": value for other, value in baselines.items() if other != name},
+            "training_examples_per_second": round(statistics.median(r["examples_per_second"] for r in runs), 1),
+        }
+        path.write_text(yaml.safe_dump(content, sort_keys=False, allow_unicode=True, width=100), encoding="utf-8")
+        print(f"updated {path.relative_to(REPOSITORY)}")
+
+
+if __name__ == "__main__":
+    main()
