@@ -1,4 +1,4 @@
-"""The ``mmrec`` command line: list, train, evaluate, export, query, serve-check, features, convert."""
+"""The ``mmrec`` command line: list, train, convert-data, evaluate, export, query, serve-check, features, convert."""
 
 from __future__ import annotations
 
@@ -58,6 +58,28 @@ def _add_train(commands) -> None:
                              "<run-dir>/checkpoints while training)")
     parser.add_argument("--skip-bad-rows", action="store_true",
                         help="skip malformed input rows (counted and reported) instead of stopping at the first")
+    parser.add_argument("--strategy", default=None, choices=["mirrored", "multi_worker", "parameter_server"],
+                        help="train with a tf.distribute strategy: mirrored = this machine's GPUs; multi_worker = "
+                             "run the same command on every worker with TF_CONFIG set (worker 0 writes the run "
+                             "folder and checkpoints; --run-dir must be storage all workers see); "
+                             "parameter_server is refused (Keras 3's fit cannot drive it). --batch-size is the "
+                             "global batch, split across replicas")
+
+
+def _add_convert_data(commands) -> None:
+    parser = commands.add_parser(
+        "convert-data", help="write a dataset's examples as sharded TFRecord files (data larger than memory)",
+        description="Split a dataset, build its examples (user, history, item, extras) and write them as TFRecord "
+                    "shards per split plus spec.json and the feature space, into a new folder (written aside, then "
+                    "renamed). Read them with mmrec_tf.data.tfrecord_io.ShardedExamples / make_tfrecord_dataset.")
+    parser.add_argument("dataset", help="dataset name (movielens-100k, synthetic, ...) or a folder of CSV files")
+    parser.add_argument("--out", required=True, help="output folder (must not exist)")
+    parser.add_argument("--shards", type=int, default=8, help="TFRecord files per split (default: 8)")
+    parser.add_argument("--data-path", default=None, help="where the dataset lives (see `mmrec train --data-path`)")
+    parser.add_argument("--split", default="leave_last_out", choices=["leave_last_out", "random", "predefined"])
+    parser.add_argument("--max-history", type=int, default=50, help="history length of each example")
+    parser.add_argument("--seed", type=int, default=0, help="split and shard-assignment seed")
+    parser.add_argument("--skip-bad-rows", action="store_true", help="skip malformed input rows instead of stopping")
 
 
 def _add_evaluate(commands) -> None:
@@ -169,8 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mmrec", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_list, _add_train, _add_evaluate, _add_export, _add_query, _add_serve_check, _add_features,
-                _add_convert):
+    for add in (_add_list, _add_train, _add_convert_data, _add_evaluate, _add_export, _add_query, _add_serve_check,
+                _add_features, _add_convert):
         add(commands)
     return parser
 
@@ -213,8 +235,10 @@ def _parse_sets(pairs: list[str]) -> dict:
 def cmd_train(args) -> int:
     from mmrec_tf.data.sources import load_dataset
     from mmrec_tf.experiment import prepare_data, run, save_run
+    from mmrec_tf.training import make_strategy
     from mmrec_tf.zoo_entry import get_zoo_entry
 
+    strategy = make_strategy(args.strategy)
     entry = get_zoo_entry(args.model) if "." in args.model else None
     data_config = dict(entry.data) if entry else {"dataset": "synthetic", "split": "leave_last_out",
                                                   "max_history": 50}
@@ -239,10 +263,33 @@ def cmd_train(args) -> int:
     print(f"{dataset.num_interactions} interactions, {data.space.num_users} users, {data.space.num_items} items; "
           f"split {data.split.method}: {len(data.examples['train'])} train / {len(data.examples['valid'])} valid / "
           f"{len(data.examples['test'])} test", flush=True)
-    result = run(args.model, data, training=training, checkpoint_dir=checkpoints, **_parse_sets(args.set))
+    result = run(args.model, data, training=training, checkpoint_dir=checkpoints, strategy=strategy,
+                 **_parse_sets(args.set))
     save_run(result, run_dir, {"dataset": name, "path": str(path) if path else None})
     print(f"valid: {result.valid}")
     print(f"trained in {result.train_seconds:.1f} s; run saved to {run_dir}")
+    return 0
+
+
+def cmd_convert_data(args) -> int:
+    from mmrec_tf.data.feature_space import FeatureSpace
+    from mmrec_tf.data.sources import load_dataset
+    from mmrec_tf.data.splits import make_split
+    from mmrec_tf.data.tfrecord_io import write_tfrecord_examples
+
+    name, path = args.dataset, args.data_path
+    if os.path.isdir(name) and path is None:
+        name, path = "folder", os.path.abspath(name)
+    if args.shards < 1:
+        raise ValueError(f"--shards must be at least 1, got {args.shards}")
+    print(f"loading {name}{' from ' + str(path) if path else ''} ...", flush=True)
+    dataset = load_dataset(name, path, skip_bad_rows=args.skip_bad_rows)
+    split = make_split(dataset, args.split, seed=args.seed)
+    out = write_tfrecord_examples(split, FeatureSpace.build(dataset), args.out, num_shards=args.shards,
+                                  max_history=args.max_history, seed=args.seed,
+                                  source={"dataset": name, "path": str(path) if path else None})
+    counts = {split_name: int((split.log["split"] == split_name).sum()) for split_name in ("train", "valid", "test")}
+    print(f"wrote {out}: {args.shards} shards per split; " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
     return 0
 
 
@@ -416,8 +463,9 @@ def cmd_convert(args) -> int:
     return 0
 
 
-COMMANDS = {"list": cmd_list, "train": cmd_train, "evaluate": cmd_evaluate, "export": cmd_export,
-            "query": cmd_query, "serve-check": cmd_serve_check, "features": cmd_features, "convert": cmd_convert}
+COMMANDS = {"list": cmd_list, "train": cmd_train, "convert-data": cmd_convert_data, "evaluate": cmd_evaluate,
+            "export": cmd_export, "query": cmd_query, "serve-check": cmd_serve_check, "features": cmd_features,
+            "convert": cmd_convert}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -9,6 +10,7 @@ import pathlib
 import time
 
 import keras
+import tensorflow as tf
 
 from mmrec_tf.data.dataset import Dataset
 from mmrec_tf.data.feature_space import FeatureSpace
@@ -17,7 +19,7 @@ from mmrec_tf.data.sources import load_dataset
 from mmrec_tf.data.splits import Split, make_split
 from mmrec_tf.evaluation.full_ranking import RankingReport, evaluate_retrieval
 from mmrec_tf.registry import create_model, registered_model
-from mmrec_tf.training import TrainingConfig, train_model
+from mmrec_tf.training import TrainingConfig, chief_output, num_replicas, strategy_name, train_model
 from mmrec_tf.zoo_entry import get_zoo_entry
 
 RUN_FILE = "run.json"
@@ -64,6 +66,7 @@ class RunResult:
     valid: RankingReport
     test: RankingReport
     train_seconds: float
+    strategy: tf.distribute.Strategy | None = None
 
     @property
     def examples_per_second(self) -> float:
@@ -73,13 +76,18 @@ class RunResult:
 
 def run(model_or_entry: str, data: PreparedData, training: dict | None = None, ks=(10, 20),
         verbose: int | str = "auto", checkpoint_dir: str | os.PathLike | None = None, callbacks=None,
-        **overrides) -> RunResult:
+        strategy: tf.distribute.Strategy | None = None, **overrides) -> RunResult:
     """Create a catalog model, train it on ``data`` with the entry's recipe, evaluate valid and test.
 
     ``training`` replaces fields of the recipe (a zoo entry's ``training``
     section, else :class:`TrainingConfig` defaults); ``overrides`` replace
     architecture arguments. With ``checkpoint_dir`` an interrupted run resumes
     from its last finished epoch (see :func:`~mmrec_tf.training.train_model`).
+    With ``strategy`` (a ``tf.distribute.Strategy``, e.g. from
+    :func:`~mmrec_tf.training.make_strategy`) the model is created under its
+    scope and trained across its replicas; on a multi-worker cluster every
+    worker calls ``run`` alike, and only the chief should keep what it saves
+    (:func:`save_run` writes on the chief only).
 
     Example:
     >>> data = prepare_data(load_dataset("synthetic", num_users=20, num_items=12, num_clusters=2))
@@ -93,22 +101,33 @@ def run(model_or_entry: str, data: PreparedData, training: dict | None = None, k
     recipe.update(training or {})
     config = TrainingConfig(**recipe)
     keras.utils.set_random_seed(config.seed)
-    model = create_model(model_or_entry, space=data.space, **overrides)
+    with strategy.scope() if strategy is not None else contextlib.nullcontext():
+        model = create_model(model_or_entry, space=data.space, **overrides)
     if getattr(model, "max_history", data.max_history) > data.max_history:
         raise ValueError(f"the model keeps {model.max_history} history items but the data was prepared with "
                          f"max_history={data.max_history}")
     started = time.perf_counter()
     train_model(model, data.examples["train"], config, valid=data.examples["valid"], verbose=verbose,
-                checkpoint_dir=checkpoint_dir, callbacks=callbacks)
+                checkpoint_dir=checkpoint_dir, callbacks=callbacks, strategy=strategy)
     seconds = time.perf_counter() - started
     valid = evaluate_retrieval(model, data.examples["valid"], data.seen("valid"), ks=ks)
     test = evaluate_retrieval(model, data.examples["test"], data.seen("test"), ks=ks)
-    return RunResult(model_or_entry, model, data, config, valid, test, seconds)
+    return RunResult(model_or_entry, model, data, config, valid, test, seconds, strategy)
 
 
 def save_run(result: RunResult, run_dir: str | os.PathLike, data_source: dict) -> pathlib.Path:
-    """Write the model (``model.keras``), feature space and ``run.json`` (how to rebuild the data)."""
-    run_dir = pathlib.Path(run_dir)
+    """Write the model (``model.keras``), feature space and ``run.json`` (how to rebuild the data).
+
+    After a multi-worker run every worker calls this alike (saving may read
+    variables collectively) but only the chief's files are kept; the others
+    write into a scratch folder that is removed. Returns ``run_dir``.
+    """
+    with chief_output(run_dir, result.strategy) as target:
+        _write_run(result, target, data_source)
+    return pathlib.Path(run_dir)
+
+
+def _write_run(result: RunResult, run_dir: pathlib.Path, data_source: dict) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     result.model.save(run_dir / MODEL_FILE)
     result.data.space.save(run_dir / SPACE_FOLDER)
@@ -120,8 +139,10 @@ def save_run(result: RunResult, run_dir: str | os.PathLike, data_source: dict) -
         "metrics": {"valid": result.valid.metrics, "test": result.test.metrics},
         "train_seconds": result.train_seconds,
     }
+    if result.strategy is not None:
+        record["distribution"] = {"strategy": strategy_name(result.strategy),
+                                  "replicas": num_replicas(result.strategy)}
     (run_dir / RUN_FILE).write_text(json.dumps(record, indent=2), encoding="utf-8")
-    return run_dir
 
 
 def load_run(run_dir: str | os.PathLike):

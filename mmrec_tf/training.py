@@ -1,24 +1,44 @@
-"""Training recipe: what a zoo entry's ``training`` section holds, and the loop that applies it."""
+"""Training recipe: what a zoo entry's ``training`` section holds, and the loop that applies it.
+
+Training runs on TensorFlow's own distribution engine: pass a
+``tf.distribute`` strategy (see :func:`make_strategy`) and the model is built
+and compiled under its scope, Keras ``fit`` splits every global batch of
+``batch_size`` examples across the replicas, and checkpoints are written by
+the chief only.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
 import os
 import pathlib
+import shutil
+import tempfile
 
 import keras
+import tensorflow as tf
 
 from mmrec_tf.data.pipeline import Examples, steps_per_epoch
+from mmrec_tf.data.tfrecord_io import ShardedExamples
 
 OPTIMIZERS = {"adam": keras.optimizers.Adam, "adagrad": keras.optimizers.Adagrad, "sgd": keras.optimizers.SGD}
 BACKUP_METADATA = "training_metadata.json"
+STRATEGIES = ("mirrored", "multi_worker", "parameter_server")
+AUTO_STEPS_PER_EXECUTION = 32
+BATCH_HOOKS = ("on_train_batch_begin", "on_train_batch_end", "on_batch_begin", "on_batch_end")
 
 
 @dataclasses.dataclass
 class TrainingConfig:
     """Hyper-parameters of one training run.
+
+    ``jit_compile`` and ``steps_per_execution`` are speed settings that do
+    not change the trained weights; their ``"auto"`` defaults pick what
+    ``benchmarks/training_throughput.py`` measured fastest (see
+    :func:`resolve_jit_compile` and :func:`resolve_steps_per_execution`).
 
     Example:
     >>> TrainingConfig(epochs=2).optimizer
@@ -31,10 +51,16 @@ class TrainingConfig:
     optimizer: str = "adam"
     seed: int = 0
     jit_compile: bool | str = "auto"
+    steps_per_execution: int | str = "auto"
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {self.optimizer!r}")
+        if self.jit_compile not in (True, False, "auto"):
+            raise ValueError(f"jit_compile must be True, False or 'auto', got {self.jit_compile!r}")
+        if self.steps_per_execution != "auto" and (isinstance(self.steps_per_execution, bool) or not isinstance(
+                self.steps_per_execution, int) or self.steps_per_execution < 1):
+            raise ValueError(f"steps_per_execution must be a positive int or 'auto', got {self.steps_per_execution!r}")
         if self.epochs < 0 or self.batch_size < 1 or self.learning_rate <= 0:
             raise ValueError(f"epochs >= 0, batch_size >= 1 and learning_rate > 0 expected; got {self}")
 
@@ -68,12 +94,252 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
             return
         self.model.stop_training = True
         step = self.epoch * self.steps + batch + 1 if self.steps else batch + 1
+        executed = int(getattr(self.model, "steps_per_execution", 1) or 1)
+        checked = (f"; the loss is checked every {executed} batches (steps_per_execution), so it may have become "
+                   "non-finite up to that many batches earlier" if executed > 1 else "")
         raise TrainingDivergedError(
-            f"loss became {float(loss)} at epoch {self.epoch + 1}, batch {batch + 1} (global step {step}). "
+            f"loss became {float(loss)} at epoch {self.epoch + 1}, batch {batch + 1} (global step {step}){checked}. "
             f"Likely causes: a learning rate too high for this model (it is {self.learning_rate}); "
             "non-finite values in numeric features or sample weights; a temperature close to 0. "
             "Lower the learning rate or check the input data."
         )
+
+
+class StrategyError(ValueError):
+    """A distribution strategy cannot be created or used as asked; the message says why and what to do."""
+
+
+def _tf_config() -> dict:
+    raw = os.environ.get("TF_CONFIG", "")
+    if not raw:
+        return {}
+    try:
+        config = json.loads(raw)
+    except json.JSONDecodeError as error:
+        raise StrategyError(f"TF_CONFIG is not valid JSON ({error}); expected e.g. "
+                            '{"cluster": {"worker": ["host1:port", "host2:port"]}, '
+                            '"task": {"type": "worker", "index": 0}}') from None
+    if not isinstance(config, dict) or not isinstance(config.get("cluster"), dict) or \
+            not isinstance(config.get("task"), dict):
+        raise StrategyError(f"TF_CONFIG must be a JSON object with 'cluster' and 'task' objects, got {raw!r}")
+    return config
+
+
+def _require_cluster(name: str, jobs: tuple[str, ...]) -> dict:
+    config = _tf_config()
+    if not config:
+        raise StrategyError(f"--strategy {name} needs the TF_CONFIG environment variable describing the cluster "
+                            f"(jobs {', '.join(jobs)}) and this process's task, set on every process")
+    cluster, task = config["cluster"], config["task"]
+    missing = [job for job in jobs if not cluster.get(job)]
+    if missing:
+        raise StrategyError(f"--strategy {name}: TF_CONFIG's cluster has no {' or '.join(missing)} job; it has "
+                            f"{sorted(cluster)}")
+    if task.get("type") not in cluster or not isinstance(task.get("index"), int) or \
+            not 0 <= task["index"] < len(cluster[task["type"]]):
+        raise StrategyError(f"--strategy {name}: TF_CONFIG's task {task} names no task of the cluster {cluster}")
+    return config
+
+
+def make_strategy(name: str | None) -> tf.distribute.Strategy | None:
+    """The ``tf.distribute`` strategy called ``name`` (``None`` or ``"none"``: train on the default device).
+
+    - ``"mirrored"``: :class:`tf.distribute.MirroredStrategy` over this
+      machine's GPUs (its CPU when it has none).
+    - ``"multi_worker"``: :class:`tf.distribute.MultiWorkerMirroredStrategy`;
+      every worker runs the same command with ``TF_CONFIG`` naming the
+      cluster's ``worker`` job and its own task (worker 0 is the chief).
+    - ``"parameter_server"``: checks ``TF_CONFIG`` (a ``ps`` job and a
+      ``chief``), then raises :class:`StrategyError`: Keras 3's ``Model.fit``
+      has no ``ClusterCoordinator`` (tf-keras created one in ``compile``), so
+      it cannot drive :class:`tf.distribute.ParameterServerStrategy`; a
+      dataset passed to it fails with "you need to pass this dataset to
+      ClusterCoordinator.create_per_worker_dataset". Use ``multi_worker``.
+
+    Example:
+    >>> make_strategy(None) is None
+    True
+    >>> make_strategy("mirrored").num_replicas_in_sync >= 1
+    True
+    """
+    if name in (None, "", "none"):
+        return None
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi_worker":
+        _require_cluster(name, ("worker",))
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "parameter_server":
+        _require_cluster(name, ("ps", "chief"))
+        raise StrategyError(
+            "--strategy parameter_server: Keras 3's Model.fit cannot drive tf.distribute.ParameterServerStrategy "
+            "(it has no ClusterCoordinator, which tf-keras created in compile), and mmrec_tf trains with fit, not a "
+            "loop of its own; use --strategy multi_worker (synchronous all-reduce) on the same cluster's workers")
+    raise StrategyError(f"unknown strategy {name!r}; expected one of {', '.join(STRATEGIES)}")
+
+
+def is_chief(strategy: tf.distribute.Strategy | None = None) -> bool:
+    """True unless this process is a non-chief worker of a multi-worker ``strategy``.
+
+    The chief is the ``chief`` task if the cluster has one, else worker 0:
+    the process that writes checkpoints, run folders and exports.
+
+    Example:
+    >>> is_chief(None)
+    True
+    """
+    resolver = getattr(strategy, "cluster_resolver", None) if strategy is not None else None
+    if resolver is None or not resolver.cluster_spec().as_dict():
+        return True
+    if resolver.task_type == "chief":
+        return True
+    return resolver.task_type == "worker" and resolver.task_id == 0 and \
+        "chief" not in resolver.cluster_spec().as_dict()
+
+
+@contextlib.contextmanager
+def chief_output(path: str | os.PathLike, strategy: tf.distribute.Strategy | None = None):
+    """Where this process writes ``path``: ``path`` itself on the chief, a scratch copy removed afterwards elsewhere.
+
+    Every worker of a ``MultiWorkerMirroredStrategy`` must run the same saving
+    code (reading some variables, e.g. metric states, is a collective
+    all-reduce), but only the chief's files may land: the others write into
+    a temporary folder that is deleted when the block ends.
+
+    Example:
+    >>> with chief_output("runs/x") as target:
+    ...     str(target)
+    'runs/x'
+    """
+    if is_chief(strategy):
+        yield pathlib.Path(path)
+        return
+    scratch = tempfile.mkdtemp(prefix="mmrec-worker-")
+    try:
+        yield pathlib.Path(scratch) / pathlib.Path(path).name
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def strategy_name(strategy: tf.distribute.Strategy | None) -> str:
+    """The ``--strategy`` name of ``strategy`` (``"none"`` without one; other strategies: their class name).
+
+    Example:
+    >>> strategy_name(None)
+    'none'
+    """
+    if strategy is None:
+        return "none"
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return "multi_worker"
+    if isinstance(strategy, tf.distribute.MirroredStrategy):
+        return "mirrored"
+    return type(strategy).__name__
+
+
+def num_replicas(strategy: tf.distribute.Strategy | None) -> int:
+    """How many replicas share each global batch (1 without a strategy)."""
+    return 1 if strategy is None else int(strategy.num_replicas_in_sync)
+
+
+def resolve_jit_compile(setting: bool | str, model, strategy: tf.distribute.Strategy | None = None) -> bool:
+    """The ``jit_compile`` a model trains with; ``"auto"`` picks XLA where it is supported and pays off.
+
+    ``"auto"``: XLA on a single device when the model supports it (no layer
+    opts out, e.g. ``StringLookup``; op determinism off), else no XLA. Under a
+    strategy with more than one replica or worker, no XLA: a jit-compiled step
+    cannot read the replicas' variables on other devices ("Trying to access
+    resource ... located in device CPU:1 from device CPU:0"). Keras' own
+    ``"auto"`` turns XLA off on every CPU-only machine; measured on 2 CPU
+    cores it is worth turning on (``benchmarks/training_throughput.py``).
+
+    Example:
+    >>> resolve_jit_compile(False, model=None)
+    False
+    """
+    if setting != "auto":
+        return bool(setting)
+    if num_replicas(strategy) > 1 or _multi_worker(strategy):
+        return False
+    layers = model._flatten_layers() if hasattr(model, "_flatten_layers") else []
+    return all(getattr(layer, "supports_jit", True) for layer in layers) and not _op_determinism_enabled()
+
+
+def resolve_steps_per_execution(setting: int | str, callbacks, steps: int) -> int:
+    """How many batches each compiled ``fit`` call runs; ``"auto"`` runs several unless a callback needs each one.
+
+    ``"auto"``: :data:`AUTO_STEPS_PER_EXECUTION` (at most one epoch's
+    ``steps``), or 1 when one of ``callbacks`` has its own per-batch hook
+    (``on_train_batch_end`` ...), which Keras would otherwise call only once
+    per execution. Several steps per call save the Python round trip of each
+    batch: the same batches, the same updates, the same weights — measured
+    about 2x faster for ``two_tower`` at batch 256 on 2 CPU cores
+    (``benchmarks/training_throughput.py``); per-batch callbacks and the
+    non-finite-loss check then see every Nth batch.
+
+    Example:
+    >>> resolve_steps_per_execution("auto", [], steps=10)
+    10
+    >>> resolve_steps_per_execution("auto", [keras.callbacks.LambdaCallback(on_train_batch_end=print)], steps=10)
+    1
+    """
+    if setting != "auto":
+        return int(setting)
+    if any(_has_batch_hook(callback) for callback in callbacks or []):
+        return 1
+    return max(1, min(AUTO_STEPS_PER_EXECUTION, steps))
+
+
+def _has_batch_hook(callback) -> bool:
+    """True if ``callback`` overrides a per-batch hook (in its class, or per instance as ``LambdaCallback`` does)."""
+    return any(hook in vars(callback) or getattr(type(callback), hook) is not getattr(keras.callbacks.Callback, hook)
+               for hook in BATCH_HOOKS)
+
+
+def _op_determinism_enabled() -> bool:
+    from tensorflow.python.framework import config as framework_config
+
+    return bool(framework_config.is_op_determinism_enabled())
+
+
+def _multi_worker(strategy) -> bool:
+    resolver = getattr(strategy, "cluster_resolver", None) if strategy is not None else None
+    return resolver is not None and bool(resolver.cluster_spec().as_dict())
+
+
+class ChiefBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """:class:`keras.callbacks.BackupAndRestore` whose files only the chief writes.
+
+    Every worker restores from ``backup_dir`` (it must be storage all workers
+    see); non-chief workers save their (identical) state into a scratch
+    folder that is removed at the end, since saving may read variables
+    collectively and so must run on every worker.
+
+    Example:
+    >>> callback = ChiefBackupAndRestore("checkpoints")
+    """
+
+    def __init__(self, backup_dir: str | os.PathLike, strategy: tf.distribute.Strategy | None = None):
+        super().__init__(str(backup_dir), save_freq="epoch")
+        self.strategy = strategy
+        self.scratch = None if is_chief(strategy) else tempfile.mkdtemp(prefix="mmrec-worker-backup-")
+
+    def _save_model(self):
+        if self.scratch is None:
+            return super()._save_model()
+        paths = (self.backup_dir, self._weights_path, self._training_metadata_path)
+        self.backup_dir = self.scratch
+        self._weights_path = os.path.join(self.scratch, os.path.basename(paths[1]))
+        self._training_metadata_path = os.path.join(self.scratch, os.path.basename(paths[2]))
+        try:
+            super()._save_model()
+        finally:
+            self.backup_dir, self._weights_path, self._training_metadata_path = paths
+
+    def on_train_end(self, logs=None):
+        if self.scratch is None:
+            return super().on_train_end(logs)
+        shutil.rmtree(self.scratch, ignore_errors=True)
 
 
 def _resume_epoch(checkpoint_dir: pathlib.Path) -> int:
@@ -83,22 +349,63 @@ def _resume_epoch(checkpoint_dir: pathlib.Path) -> int:
     return int(json.loads(metadata.read_text(encoding="utf-8"))["epoch"])
 
 
-def train_model(model, train: Examples, config: TrainingConfig, valid: Examples | None = None,
-                callbacks=None, verbose: int | str = "auto", checkpoint_dir: str | os.PathLike | None = None):
+def _logq_probability(model):
+    return getattr(model, "item_probability", None) if getattr(model, "logq_correction", False) else None
+
+
+def _make_dataset(model, examples, batch_size: int, shuffle: bool, seed: int = 0, **options):
+    if isinstance(examples, ShardedExamples):
+        return examples.make_dataset(batch_size, shuffle=shuffle, seed=seed,
+                                     item_probability=_logq_probability(model), **options)
+    return model.make_dataset(examples, batch_size, shuffle=shuffle, seed=seed, **options)
+
+
+def _shard_by_data(dataset):
+    """Multi-worker input: every worker builds the same pipeline and keeps its share of each global batch."""
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.with_options(options)
+
+
+def train_model(model, train: Examples | ShardedExamples, config: TrainingConfig,
+                valid: Examples | ShardedExamples | None = None, callbacks=None, verbose: int | str = "auto",
+                checkpoint_dir: str | os.PathLike | None = None, strategy: tf.distribute.Strategy | None = None):
     """Fit ``model`` on ``train`` examples with ``config``; returns the Keras History (or None).
 
     The model builds its own batches (``model.prepare(train)`` then
     ``model.make_dataset(...)``), so retrieval and ranking models share this
-    loop. Counting-based models (no trainable weights, e.g. popularity) are
-    only prepared. With ``valid`` the validation loss and metrics are reported
+    loop. ``train`` may also be :class:`~mmrec_tf.data.tfrecord_io.ShardedExamples`
+    (TFRecord shards written by ``mmrec convert-data``, read from disk).
+    Counting-based models (no trainable weights, e.g. popularity) are only
+    prepared. With ``valid`` the validation loss and metrics are reported
     each epoch. Training stops with :class:`TrainingDivergedError` at the
-    first non-finite loss.
+    first non-finite loss. ``config.jit_compile`` and
+    ``config.steps_per_execution`` are resolved by :func:`resolve_jit_compile`
+    and :func:`resolve_steps_per_execution` (``callbacks`` with per-batch
+    hooks get every batch).
 
     With ``checkpoint_dir`` the weights, optimizer state and epoch are saved
     at the end of every epoch; calling again with the same directory after an
     interruption (even SIGKILL) resumes from the last finished epoch. Each
     epoch's shuffle depends only on the seed and the epoch number, so a
     resumed run sees the same batches as an uninterrupted one.
+
+    With ``strategy`` (a ``tf.distribute.Strategy``; the model must have been
+    created under ``strategy.scope()``) the model is built and compiled under
+    the scope and ``fit`` distributes the dataset: each global batch of
+    ``config.batch_size`` examples is split evenly across the replicas
+    (multi-worker: every worker builds the same pipeline and keeps its share,
+    ``AutoShardPolicy.DATA``). Loss scaling: Keras sums the replicas'
+    gradients. The retrieval task's loss is a SUM over its batch (TFRS), so
+    each replica returns the sum over its own rows unscaled, and the summed
+    gradient is the gradient of the sum over the global batch, as on one
+    device; mean-reduced losses (the ranking task's) are divided by the
+    replica count by Keras. The in-batch softmax, though, runs per replica:
+    each query's negatives are the other candidates of its replica's
+    ``batch_size / replicas`` rows, not of the global batch (candidates are
+    not all-gathered, as TFRS under ``MirroredStrategy``). The reported loss
+    is the sum over the global batch. Only the chief writes checkpoints
+    (:class:`ChiefBackupAndRestore`).
 
     Example:
     >>> from mmrec_tf.data import FeatureSpace, build_examples, leave_last_out, load_dataset
@@ -111,25 +418,76 @@ def train_model(model, train: Examples, config: TrainingConfig, valid: Examples 
     >>> len(history.history["loss"])
     1
     """
+    if strategy is not None and model.distribute_strategy is not strategy:
+        raise StrategyError(f"{type(model).__name__} was not created under the strategy's scope; create it inside "
+                            "`with strategy.scope():` (mmrec_tf.experiment.run does) so its variables are "
+                            "replicated")
     keras.utils.set_random_seed(config.seed)
-    model.prepare(train)
-    if not model.built:
-        model.build()
-    if not model.trainable_weights:
-        return None
-    first_epoch = 0
-    callbacks = [StopOnNonFiniteLoss(config.learning_rate), *(callbacks or [])]
-    if checkpoint_dir is not None:
-        checkpoint_dir = pathlib.Path(checkpoint_dir)
-        first_epoch = min(_resume_epoch(checkpoint_dir), config.epochs)
-        callbacks.append(keras.callbacks.BackupAndRestore(str(checkpoint_dir), save_freq="epoch"))
-    dataset = model.make_dataset(train, config.batch_size, shuffle=True, seed=config.seed,
-                                 epochs=config.epochs, first_epoch=first_epoch)
-    validation = (model.make_dataset(valid, config.batch_size, shuffle=False)
-                  if valid is not None and len(valid) else None)
-    model.compile(optimizer=OPTIMIZERS[config.optimizer](learning_rate=config.learning_rate),
-                  jit_compile=config.jit_compile)
-    model(next(iter(dataset)))
-    return model.fit(dataset, epochs=config.epochs, initial_epoch=first_epoch,
-                     steps_per_epoch=steps_per_epoch(len(train), config.batch_size), validation_data=validation,
-                     callbacks=callbacks, verbose=verbose, shuffle=False)
+    with strategy.scope() if strategy is not None else contextlib.nullcontext():
+        model.prepare(train.prepare_view() if isinstance(train, ShardedExamples) else train)
+        if not model.built:
+            model.build()
+        if not model.trainable_weights:
+            return None
+        first_epoch = 0
+        user_callbacks = list(callbacks or [])
+        callbacks = [StopOnNonFiniteLoss(config.learning_rate), *user_callbacks]
+        if checkpoint_dir is not None:
+            checkpoint_dir = pathlib.Path(checkpoint_dir)
+            first_epoch = min(_resume_epoch(checkpoint_dir), config.epochs)
+            callbacks.append(ChiefBackupAndRestore(checkpoint_dir, strategy))
+        dataset = _make_dataset(model, train, config.batch_size, shuffle=True, seed=config.seed,
+                                epochs=config.epochs, first_epoch=first_epoch)
+        validation = (_make_dataset(model, valid, config.batch_size, shuffle=False)
+                      if valid is not None and len(valid) else None)
+        if strategy is not None:
+            dataset = _shard_by_data(dataset)
+            validation = _shard_by_data(validation) if validation is not None else None
+        steps = steps_per_epoch(len(train), config.batch_size)
+        model.compile(optimizer=OPTIMIZERS[config.optimizer](learning_rate=config.learning_rate),
+                      jit_compile=resolve_jit_compile(config.jit_compile, model, strategy),
+                      steps_per_execution=resolve_steps_per_execution(config.steps_per_execution, user_callbacks,
+                                                                      steps))
+        model(next(iter(dataset)))
+        with _multi_worker_dict_inputs(model, strategy):
+            return model.fit(dataset, epochs=config.epochs, initial_epoch=first_epoch, steps_per_epoch=steps,
+                             validation_data=validation, callbacks=callbacks, verbose=verbose, shuffle=False)
+
+
+@contextlib.contextmanager
+def _multi_worker_dict_inputs(model, strategy):
+    """Work around two Keras 3.15 ``fit`` bugs under ``MultiWorkerMirroredStrategy`` (a no-op otherwise).
+
+    1. ``fit`` first "symbolically builds" a model that recorded a strategy,
+       by ``strategy.reduce("MEAN", batch)``; the collective strategy cannot
+       reduce a dict batch ("Attempt to convert a value ({'user_id':
+       PerReplica...}) ... to a Tensor", keras-team/keras#20329). The model is
+       already built here, so for the length of ``fit`` it forgets the
+       recorded strategy (``fit`` finds the same one in the enclosing scope)
+       and the optimizer variables that build would have made are made first.
+    2. Step logs are averaged over replicas with ``strategy.reduce("MEAN",
+       value, axis=0)``, which fails on the scalar logs ("Invalid reduction
+       dimension 0 for input with 0 dimensions"); the steps return them as
+       ``[1]`` vectors, which that reduction averages to the same scalar
+       ``MirroredStrategy`` reports.
+    """
+    if not _multi_worker(strategy):
+        yield
+        return
+    model.optimizer.build(model.trainable_variables)
+    recorded, model._distribute_strategy = model._distribute_strategy, None
+    model.train_step = _logs_as_vectors(model.train_step)
+    model.test_step = _logs_as_vectors(model.test_step)
+    try:
+        yield
+    finally:
+        model._distribute_strategy = recorded
+        del model.train_step, model.test_step
+
+
+def _logs_as_vectors(step):
+    def step_with_vector_logs(data):
+        return keras.tree.map_structure(lambda value: tf.reshape(value, [1]) if value.shape.rank == 0 else value,
+                                        step(data))
+
+    return step_with_vector_logs

@@ -154,3 +154,68 @@ def temporal_fraction_split(dataset: Dataset, valid_fraction: float = 0.1, test_
     labels[eligible & (position >= counts - num_test)] = "test"
     labels[eligible & (position < counts - num_test) & (position >= counts - num_test - num_valid)] = "valid"
     return _finish(log, labels, "temporal_fraction")
+
+
+def cold_start_split(dataset: Dataset, cold_fraction: float = 0.2, seed: int = 0, min_interactions: int = 3,
+                     valid_share: float = 0.5) -> Split:
+    """A share of items held out of training entirely, the others split leave-last-out.
+
+    ``round(cold_fraction * n)`` of the ``n`` items that have interactions are
+    drawn at random (``seed``) as *cold* items; ``valid_share`` of them
+    (rounded) are validation items, the rest test items. Every interaction with
+    a validation cold item goes to ``valid``, with a test cold item to
+    ``test``: no cold item is ever in ``train``, so a model can only know it
+    through its content. The *warm* interactions are split per user like
+    :func:`leave_last_out`: the user's last warm interaction → test, the
+    second-last → valid, the rest → train (users with fewer than
+    ``min_interactions`` warm interactions keep them all in train).
+
+    Use :func:`cold_item_ids` for the items a model never saw in training
+    (the held-out ones, plus any warm item whose interactions all fell in
+    valid or test).
+
+    Example:
+    >>> from mmrec_tf.data.sources import make_synthetic
+    >>> ds = make_synthetic(num_users=20, num_items=20, num_clusters=2, interactions_per_user=8)
+    >>> split = cold_start_split(ds, cold_fraction=0.2, seed=0)
+    >>> cold = cold_item_ids(split)
+    >>> len(cold) >= 4, bool(split.train["item_id"].isin(cold).any())
+    (True, False)
+    """
+    if not 0 < cold_fraction < 1:
+        raise ValueError(f"cold_fraction must be in (0, 1), got {cold_fraction}")
+    if not 0 <= valid_share <= 1:
+        raise ValueError(f"valid_share must be in [0, 1], got {valid_share}")
+    log = _time_ordered(dataset)
+    items = np.array(sorted(pd.unique(log["item_id"])), dtype=object)
+    count = int(round(cold_fraction * len(items)))
+    if count < 1 or count >= len(items):
+        raise ValueError(f"cold_fraction={cold_fraction} of {len(items)} items holds out {count}; "
+                         "expected at least one cold item and at least one warm item")
+    cold = np.random.default_rng(seed).permutation(items)[:count]
+    valid_items = set(cold[: int(round(valid_share * count))])
+    is_cold = log["item_id"].isin(set(cold)).to_numpy()
+    labels = np.full(len(log), "train", dtype=object)
+    labels[is_cold] = np.where(log["item_id"][is_cold].isin(valid_items).to_numpy(), "valid", "test")
+    warm = log[~is_cold]
+    position = warm.groupby("user_id", sort=False).cumcount().to_numpy()
+    counts = warm.groupby("user_id", sort=False)["user_id"].transform("size").to_numpy()
+    warm_labels = np.full(len(warm), "train", dtype=object)
+    eligible = counts >= min_interactions
+    warm_labels[eligible & (position == counts - 1)] = "test"
+    warm_labels[eligible & (position == counts - 2)] = "valid"
+    labels[~is_cold] = warm_labels
+    return _finish(log, labels, "cold_start")
+
+
+def cold_item_ids(split: Split) -> set[str]:
+    """Ids of the items that appear in valid or test but never in train: items a model knows only by content.
+
+    Example:
+    >>> log = pd.DataFrame({"user_id": ["u", "u", "u"], "item_id": ["a", "b", "c"],
+    ...                     "split": ["train", "valid", "test"], "position": [0, 1, 2]})
+    >>> sorted(cold_item_ids(Split(log=log, method="toy")))
+    ['b', 'c']
+    """
+    trained = set(split.train["item_id"])
+    return {item for item in pd.unique(split.log["item_id"]) if item not in trained}

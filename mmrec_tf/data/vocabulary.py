@@ -49,14 +49,34 @@ class Vocabulary:
     def id_of(self, index: int) -> str:
         return "" if index == 0 else str(self.ids[index - 1])
 
+    def make_tf_lookup(self, name: str = "vocabulary"):
+        """The same mapping as a TensorFlow lookup table (for SavedModels): ``table.lookup(strings)`` → int32.
+
+        Example:
+        >>> import tensorflow as tf
+        >>> Vocabulary(["a", "b"]).make_tf_lookup().lookup(tf.constant(["b", "zzz", ""])).numpy().tolist()
+        [2, 0, 0]
+        """
+        import tensorflow as tf
+
+        keys = tf.constant(np.asarray(self.ids, dtype=object).astype(str), dtype=tf.string)
+        values = tf.range(1, len(self.ids) + 1, dtype=tf.int32)
+        return tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(keys, values), default_value=0,
+                                         name=name)
+
     def save(self, path: str | os.PathLike) -> None:
         with open(path, "w", encoding="utf-8") as handle:
             json.dump(list(self.ids), handle, ensure_ascii=False)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Vocabulary":
+        """Read a vocabulary written by :meth:`save` (a :class:`HashedVocabulary` when the file is one)."""
         with open(path, encoding="utf-8") as handle:
             ids = json.load(handle)
+        if isinstance(ids, dict):
+            from mmrec_tf.data.hashed_vocabulary import HashedVocabulary
+
+            return HashedVocabulary.from_json(ids, path)
         if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
             raise ValueError(f"{path}: expected a JSON list of id strings")
         return cls(ids)
