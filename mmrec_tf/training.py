@@ -265,13 +265,17 @@ def resolve_jit_compile(setting: bool | str, model, strategy: tf.distribute.Stra
     return all(getattr(layer, "supports_jit", True) for layer in layers) and not _op_determinism_enabled()
 
 
-def resolve_steps_per_execution(setting: int | str, callbacks, steps: int) -> int:
+def resolve_steps_per_execution(setting: int | str, callbacks, steps: int,
+                                strategy: tf.distribute.Strategy | None = None) -> int:
     """How many batches each compiled ``fit`` call runs; ``"auto"`` runs several unless a callback needs each one.
 
     ``"auto"``: :data:`AUTO_STEPS_PER_EXECUTION` (at most one epoch's
     ``steps``), or 1 when one of ``callbacks`` has its own per-batch hook
     (``on_train_batch_end`` ...), which Keras would otherwise call only once
-    per execution. Several steps per call save the Python round trip of each
+    per execution, and 1 under a strategy with several replicas or workers
+    (Keras 3.15's multi-step loop fails under ``MultiWorkerMirroredStrategy``:
+    "You must feed a value for placeholder tensor ... multi_step_on_iterator").
+    Several steps per call save the Python round trip of each
     batch: the same batches, the same updates, the same weights — measured
     about 2x faster for ``two_tower`` at batch 256 on 2 CPU cores
     (``benchmarks/training_throughput.py``); per-batch callbacks and the
@@ -285,7 +289,8 @@ def resolve_steps_per_execution(setting: int | str, callbacks, steps: int) -> in
     """
     if setting != "auto":
         return int(setting)
-    if any(_has_batch_hook(callback) for callback in callbacks or []):
+    if num_replicas(strategy) > 1 or _multi_worker(strategy) or \
+            any(_has_batch_hook(callback) for callback in callbacks or []):
         return 1
     return max(1, min(AUTO_STEPS_PER_EXECUTION, steps))
 
@@ -447,7 +452,7 @@ def train_model(model, train: Examples | ShardedExamples, config: TrainingConfig
         model.compile(optimizer=OPTIMIZERS[config.optimizer](learning_rate=config.learning_rate),
                       jit_compile=resolve_jit_compile(config.jit_compile, model, strategy),
                       steps_per_execution=resolve_steps_per_execution(config.steps_per_execution, user_callbacks,
-                                                                      steps))
+                                                                      steps, strategy))
         model(next(iter(dataset)))
         with _multi_worker_dict_inputs(model, strategy):
             return model.fit(dataset, epochs=config.epochs, initial_epoch=first_epoch, steps_per_epoch=steps,
