@@ -151,7 +151,8 @@ def with_user_buckets(space: FeatureSpace, num_buckets: int, keep_ids: Iterable[
         raise ValueError(f"with_user_buckets: keep_ids has {len(unknown)} id(s) the space does not know, "
                          f"e.g. {unknown[:3]}")
     order = pd.Index(known)
-    kept = [user for user in known if user in set(kept)]
+    wanted = set(kept)
+    kept = [user for user in known if user in wanted]
     vocab = HashedVocabulary(kept, num_buckets)
     rows = np.r_[0, order.get_indexer(kept) + 1]
     tables = {name: _user_rows(table, rows, num_buckets) for name, table in space.user_features.items()}

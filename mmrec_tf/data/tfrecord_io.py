@@ -183,10 +183,11 @@ def read_tfrecord_spec(folder: str | os.PathLike) -> dict:
     """The ``spec.json`` of a TFRecord example folder, checked (format, splits, files present).
 
     Example:
-    >>> read_tfrecord_spec("/nonexistent")
-    Traceback (most recent call last):
-    ...
-    mmrec_tf.data.tfrecord_io.TFRecordSpecError: /nonexistent/spec.json: not a TFRecord example folder (no spec.json); write one with `mmrec convert-data`
+    >>> try:
+    ...     read_tfrecord_spec("/nonexistent")
+    ... except TFRecordSpecError as error:
+    ...     print(error)
+    /nonexistent/spec.json: not a TFRecord example folder (no spec.json); write one with `mmrec convert-data`
     """
     folder = pathlib.Path(folder)
     path = folder / SPEC_FILE
@@ -254,10 +255,11 @@ class ShardedExamples:
 
     def prepare_view(self) -> Examples:
         """The split as :class:`Examples` over memory-mapped ``.npy`` columns (read on demand, not loaded)."""
-        columns = {feature: np.load(self.folder / name, mmap_mode="r") for feature, name in self.info["columns"].items()}
+        columns = {feature: np.load(self.folder / name, mmap_mode="r")
+                   for feature, name in self.info["columns"].items()}
         if not columns:
-            empty = {name: np.zeros((0, *spec["shape"]), spec["dtype"]) for name, spec in self.spec["features"].items()}
-            columns = empty
+            columns = {name: np.zeros((0, *spec["shape"]), spec["dtype"])
+                       for name, spec in self.spec["features"].items()}
         extras = {name: values for name, values in columns.items() if name not in (*ID_FEATURES, "history")}
         return Examples(columns["user_id"], columns["item_id"], columns["history"], extras)
 

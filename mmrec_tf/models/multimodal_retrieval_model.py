@@ -213,7 +213,7 @@ class MultimodalRetrievalModel(RetrievalModel):
         return self._finish(self._item_states(item_index, training=training)["vector"])
 
     def user_state(self, features, training=False, catalog=None):
-        """The user tower before its last projection: ``[B, embedding_dim]`` from history and user id."""
+        """The user state ``s_u`` ``[B, embedding_dim]``: the user MLP over history summary and user id."""
         history = most_recent_history(features["history"], self.max_history)
         if catalog is None:
             fused = self._item_states(history, training=training)["fused"]
