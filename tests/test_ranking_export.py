@@ -56,7 +56,7 @@ def trained_din():
     model = create_model("din", space=space, embedding_dim=8, hidden_units=[16], attention_units=[8],
                          max_history=MAX_HISTORY)
     # a few steps, so the Dice moving statistics are no longer their initial values
-    train_model(model, examples["train"], TrainingConfig(epochs=2, batch_size=16), verbose=0)
+    train_model(model, examples["train"], TrainingConfig(epochs=2, batch_size=16, jit_compile=False), verbose=0)
     return model, space
 
 

@@ -192,7 +192,7 @@ def _interest_data(seed, num_users, rows_per_user, unknown_users=False):
     """Labels from item quality and whether the item is in the user's cluster (which the history shows).
 
     Items 1..30, cluster = item % 3, quality +-1. Each user likes one cluster; the history is
-    6 items of that cluster. P(click) = sigmoid(1.5 * quality + 2.5 * (+1 if same cluster else -1)).
+    4 to 6 items of that cluster. P(click) = sigmoid(2.5 * quality + 2.5 * (+1 if same cluster else -1)).
     """
     rng = np.random.default_rng(seed)
     quality = np.where(np.random.default_rng(99).random(31) < 0.5, -1.0, 1.0)
@@ -210,7 +210,7 @@ def _interest_data(seed, num_users, rows_per_user, unknown_users=False):
             users.append(0 if unknown_users else user)
             targets.append(item)
             histories.append(history)
-            labels.append(float(rng.random() < _sigmoid(1.5 * quality[item] + 2.5 * match)))
+            labels.append(float(rng.random() < _sigmoid(2.5 * quality[item] + 2.5 * match)))
     return Examples(np.array(users, np.int32), np.array(targets, np.int32), np.array(histories, np.int32),
                     {"label": np.array(labels, np.float32)})
 
@@ -227,8 +227,8 @@ def trained(interest_data):
     for name, arguments in TINY.items():
         keras.utils.set_random_seed(0)
         model = create_model(name, **arguments, num_users=80, num_items=30)
-        train_model(model, interest_data["train"], TrainingConfig(epochs=12, batch_size=64, learning_rate=0.01),
-                    verbose=0)
+        config = TrainingConfig(epochs=8, batch_size=64, learning_rate=0.01, jit_compile=False)
+        train_model(model, interest_data["train"], config, verbose=0)
         models[name] = model
     return models
 
