@@ -30,9 +30,10 @@ cross_attention_fusion; the last four with their zoo entries
         [--models ...] [--results runs/benchmarks/multimodal_retrieval.json] [--update-zoo]
 
 ``--update-zoo`` writes the measured means and deviations into the zoo
-entries' ``metrics``. ``--results`` keeps every run's metrics as JSON;
-``--from-results`` prints the tables (and updates the zoo) from such a file
-without training.
+entries' ``metrics``. ``--results`` keeps every run's metrics as JSON (rewritten
+atomically after each run); with ``--resume`` the runs already in it are kept
+and only the missing ones trained; ``--from-results`` prints the tables (and
+updates the zoo) from such a file without training.
 """
 
 from __future__ import annotations
@@ -103,6 +104,10 @@ def split_for(dataset, protocol: str, seed: int):
 
 def run_grid(args) -> list[dict]:
     records = []
+    if args.resume and args.results and pathlib.Path(args.results).is_file():
+        records = json.loads(pathlib.Path(args.results).read_text(encoding="utf-8"))
+        print(f"resuming: {len(records)} runs already in {args.results}")
+    done = {(r["dataset"], r["protocol"], r["seed"], r["model"]) for r in records}
     for dataset_name in args.datasets.split(","):
         dataset = load_dataset(dataset_name, args.data_path)
         space = FeatureSpace.build(dataset)
@@ -113,6 +118,8 @@ def run_grid(args) -> list[dict]:
                 split = split_for(dataset, protocol, seed)
                 examples = build_examples(split, space, max_history=MAX_HISTORY)
                 for model_name in args.models.split(","):
+                    if (dataset_name, protocol, seed, model_name) in done:
+                        continue
                     name, architecture, training = recipe(model_name, dataset_name)
                     keras.utils.set_random_seed(seed)
                     model = create_model(name, space=space, **architecture)
@@ -233,6 +240,7 @@ def main() -> None:
     parser.add_argument("--protocols", default=",".join(PROTOCOLS))
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--results", default=None, help="write every run's metrics to this JSON file")
+    parser.add_argument("--resume", action="store_true", help="keep the runs already in --results, run the rest")
     parser.add_argument("--from-results", default=None, help="print (and --update-zoo) from a --results file")
     parser.add_argument("--update-zoo", action="store_true")
     args = parser.parse_args()
