@@ -8,6 +8,7 @@ from keras import ops
 
 from mmrec_tf.data.pipeline import Examples, make_tf_dataset
 from mmrec_tf.tasks import Ranking
+from mmrec_tf.tasks.replicas import replica_share
 
 TASK_LOSSES = ("binary_crossentropy", "mse")
 
@@ -38,6 +39,8 @@ class RankingModel(keras.Model):
     """
 
     uses_history = True
+    #: the per-user inputs ``score_candidates`` repeats for every candidate (those present in the features)
+    context_features = ("user_id", "history", "history_rating")
 
     def __init__(self, num_users: int, num_items: int, task_loss: str = "binary_crossentropy",
                  label_feature: str = "label", **kwargs):
@@ -66,12 +69,15 @@ class RankingModel(keras.Model):
         return ops.sigmoid(raw) if self.task_loss == "binary_crossentropy" else raw
 
     def score_candidates(self, features, candidates, training=False):
-        """Scores ``[B, C]`` of candidate item indices ``[B, C]``: each user's row is repeated ``C`` times."""
+        """Scores ``[B, C]`` of candidate item indices ``[B, C]``: each user's row is repeated ``C`` times.
+
+        The user's row is every :attr:`context_features` input present in ``features``.
+        """
         candidates = ops.cast(candidates, "int32")
         count = ops.shape(candidates)[1]
-        rows = {"user_id": ops.repeat(ops.cast(features["user_id"], "int32"), count, axis=0),
-                "history": ops.repeat(ops.cast(features["history"], "int32"), count, axis=0),
-                "item_id": ops.reshape(candidates, (-1,))}
+        rows = {name: ops.repeat(ops.cast(features[name], "int32"), count, axis=0)
+                for name in self.context_features if name in features}
+        rows["item_id"] = ops.reshape(candidates, (-1,))
         return ops.reshape(self(rows, training=training), ops.shape(candidates))
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
@@ -85,9 +91,9 @@ class RankingModel(keras.Model):
         if training:
             penalty = self.regularization(x)
             if penalty is not None:
-                loss = loss + penalty
+                loss = loss + replica_share(penalty)
         if self.losses:
-            loss = loss + ops.sum(self.losses)
+            loss = loss + replica_share(ops.sum(self.losses))
         return loss
 
     def regularization(self, features):

@@ -8,6 +8,7 @@ from keras import ops
 
 from mmrec_tf.data.pipeline import item_frequencies, make_tf_dataset
 from mmrec_tf.tasks import FactorizedTopK, Retrieval
+from mmrec_tf.tasks.replicas import replica_share
 
 
 class RetrievalModel(keras.Model):
@@ -80,7 +81,7 @@ class RetrievalModel(keras.Model):
             self.top_k.update_state(y_pred["user_embedding"], y_pred["item_embedding"], candidates,
                                     sample_weight=sample_weight)
         if self.losses:
-            loss = loss + ops.sum(self.losses)
+            loss = loss + replica_share(ops.sum(self.losses))
         return loss
 
     def train_step(self, data):

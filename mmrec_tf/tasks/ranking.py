@@ -5,6 +5,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from mmrec_tf.tasks.replicas import replica_share
+
 _LOSSES = ("binary_crossentropy", "mse")
 _REDUCTIONS = ("sum_over_batch_size", "sum")
 
@@ -56,7 +58,10 @@ class Ranking(keras.layers.Layer):
     `tf.keras.losses.BinaryCrossentropy()` (and the tutorial
     `tf.keras.losses.MeanSquaredError()`), whose default reduction is
     `SUM_OVER_BATCH_SIZE`, i.e. `sum(weight * loss) / B` — not a plain sum.
-    Pass `reduction="sum"` for `sum(weight * loss)`.
+    Pass `reduction="sum"` for `sum(weight * loss)`. Under a `tf.distribute`
+    strategy with N replicas, `B` is the global batch (each replica divides
+    its sum by its own batch and by N), so N replicas take the step one
+    device takes on the whole batch.
 
     The task owns streaming Keras metrics, listed by the inherited `metrics`
     property so a model that holds the task reports and resets them:
@@ -145,7 +150,7 @@ class Ranking(keras.layers.Layer):
         total = ops.sum(losses)
         if self.reduction == "sum":
             return total
-        return total / ops.cast(ops.shape(losses)[0], "float32")
+        return replica_share(total / ops.cast(ops.shape(losses)[0], "float32"))
 
     def update_metrics(self, labels, predictions, sample_weight=None) -> None:
         """Updates the task's streaming metrics with a batch.
