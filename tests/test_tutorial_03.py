@@ -1,30 +1,15 @@
 """Tutorial 03 runs top to bottom on tiny synthetic data: posters, fusion models, warm vs cold, attention."""
 
-import base64
-import pathlib
 import re
 
-import nbformat
 import pytest
-from nbclient import NotebookClient
-
-NOTEBOOK = pathlib.Path(__file__).resolve().parents[1] / "tutorials" / "03_multimodal_fusion.ipynb"
-
-
-def test_the_committed_notebook_has_no_outputs():
-    notebook = nbformat.read(NOTEBOOK, as_version=4)
-    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
-    assert code and all(not cell.outputs and cell.execution_count is None for cell in code)
+from notebooks import execute_tutorial
 
 
 @pytest.mark.slow
-def test_multimodal_fusion_notebook_runs(monkeypatch, tmp_path):
-    monkeypatch.setenv("MMREC_TUTORIAL_TINY", "1")
-    notebook = nbformat.read(NOTEBOOK, as_version=4)
-    NotebookClient(notebook, timeout=600, kernel_name="python3",
-                   resources={"metadata": {"path": str(tmp_path)}}).execute()
-    outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
-    text = "".join(o.get("text", "") + str(o.get("data", {}).get("text/plain", "")) for o in outputs)
+def test_multimodal_fusion_notebook_runs(tmp_path):
+    executed = execute_tutorial("03_multimodal_fusion.ipynb", tmp_path)
+    text = executed.text
     assert "cold items in train: 0" in text
     rows = {name: [float(v) for v in values.split()]
             for name, values in re.findall(r"^(\w+|random \(expected\))\s+([0-9. ]+)$", text, re.MULTILINE)}
@@ -36,5 +21,4 @@ def test_multimodal_fusion_notebook_runs(monkeypatch, tmp_path):
     assert rows["popularity"][2] == 0.0, "popularity never ranks a cold item above a trained one"
     id_weights = re.search(r"cold candidates' id weights: \[([^\]]*)\]", text).group(1)
     assert [float(v) for v in id_weights.split(",")] == [0.0, 0.0, 0.0]
-    images = [o["data"]["image/png"] for o in outputs if "image/png" in o.get("data", {})]
-    assert len(images) == 3 and all(base64.b64decode(image).startswith(b"\x89PNG") for image in images)
+    assert len(executed.png_images) == 3 and all(image.startswith(b"\x89PNG") for image in executed.png_images)

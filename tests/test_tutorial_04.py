@@ -1,27 +1,12 @@
 """The serving tutorial runs top to bottom on tiny synthetic data and shows what it promises."""
 
-import pathlib
-
-import nbformat
 import pytest
-from nbclient import NotebookClient
-
-NOTEBOOK = pathlib.Path(__file__).resolve().parents[1] / "tutorials" / "04_serving.ipynb"
-
-
-def test_the_committed_notebook_has_no_outputs():
-    notebook = nbformat.read(NOTEBOOK, as_version=4)
-    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
-    assert code and all(not cell.outputs and cell.execution_count is None for cell in code)
+from notebooks import execute_tutorial
 
 
 @pytest.mark.slow
-def test_serving_notebook_runs(monkeypatch, tmp_path):
-    monkeypatch.setenv("MMREC_TUTORIAL_TINY", "1")
-    notebook = nbformat.read(NOTEBOOK, as_version=4)
-    NotebookClient(notebook, timeout=600, kernel_name="python3",
-                   resources={"metadata": {"path": str(tmp_path)}}).execute()
-    text = "".join(o.get("text", "") for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs)
+def test_serving_notebook_runs(tmp_path):
+    text = execute_tutorial("04_serving.ipynb", tmp_path).text
     assert "lstm_two_tower/1/saved_model.pb" in text and 'base_path: "/models/lstm_two_tower"' in text
     assert "signature_def['retrieve']:" in text and "dtype: DT_STRING" in text  # saved_model_cli show --all
     assert "tf_serving_warmup_requests" in text and text.count("retrieve ") >= 1
