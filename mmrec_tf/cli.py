@@ -8,6 +8,9 @@ import os
 import pathlib
 import sys
 
+SPLIT_CHOICES = ("leave_last_out", "random", "predefined", "temporal_fraction")
+FRACTION_SPLITS = ("random", "temporal_fraction")
+
 DESCRIPTION = """\
 mmrec: train catalog recommenders, measure them honestly, export them for TF Serving.
 
@@ -18,6 +21,10 @@ A typical session (MovieLens-100K is fetched once from PyPI inside the recbole w
   mmrec export runs/lstm_two_tower.movielens_100k    # -> saved_models/lstm_two_tower/1/
   mmrec query saved_models/lstm_two_tower --run runs/lstm_two_tower.movielens_100k --user 42
   mmrec serve-check saved_models/lstm_two_tower      # would TF Serving load and answer it?
+
+Ranking entries (din, embedding_mlp, article_lstm) go the same way: `mmrec train din.movielens_100k` keeps
+the epoch with the best validation GAUC and reports GAUC, AUC and log loss; `mmrec query` of a ranking
+export scores --candidates (or, with --run, the whole catalog) for the user.
 
 Your own data: a folder with interactions.csv (user_id,item_id[,rating,timestamp]) and an
 optional items.csv; pass it with --data PATH.
@@ -44,8 +51,12 @@ def _add_train(commands) -> None:
     parser.add_argument("--data-path", default=None,
                         help="where the dataset lives (a GroupLens ml-100k folder or recbole wheel); "
                              "default: fetched into the cache")
-    parser.add_argument("--split", default=None, choices=["leave_last_out", "random", "predefined"],
-                        help="how to split (default: the entry's, else leave_last_out)")
+    parser.add_argument("--split", default=None, choices=list(SPLIT_CHOICES),
+                        help="how to split (default: the entry's, else leave_last_out for retrieval models and "
+                             "temporal_fraction for ranking models)")
+    parser.add_argument("--label", default=None,
+                        help="ranking models: what is a positive, 'rating >= 4' or a 0/1 column 'label' "
+                             "(default: the entry's data.label, else the data's label column, else rating >= 4)")
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--learning-rate", type=float)
@@ -76,7 +87,7 @@ def _add_convert_data(commands) -> None:
     parser.add_argument("--out", required=True, help="output folder (must not exist)")
     parser.add_argument("--shards", type=int, default=8, help="TFRecord files per split (default: 8)")
     parser.add_argument("--data-path", default=None, help="where the dataset lives (see `mmrec train --data-path`)")
-    parser.add_argument("--split", default="leave_last_out", choices=["leave_last_out", "random", "predefined"])
+    parser.add_argument("--split", default="leave_last_out", choices=list(SPLIT_CHOICES))
     parser.add_argument("--max-history", type=int, default=50, help="history length of each example")
     parser.add_argument("--seed", type=int, default=0, help="split and shard-assignment seed")
     parser.add_argument("--skip-bad-rows", action="store_true", help="skip malformed input rows instead of stopping")
@@ -84,10 +95,12 @@ def _add_convert_data(commands) -> None:
 
 def _add_evaluate(commands) -> None:
     parser = commands.add_parser("evaluate", help="evaluate a trained run on its test split",
-                                 description="Full-corpus ranking with each user's seen items excluded.")
+                                 description="Retrieval runs: full-corpus ranking with each user's seen items "
+                                             "excluded. Ranking runs: AUC, GAUC and log loss on the labelled "
+                                             "examples. Writes <run_dir>/metrics_<split>.json.")
     parser.add_argument("run_dir")
     parser.add_argument("--split", default="test", choices=["valid", "test"])
-    parser.add_argument("--k", default="10,20", help="cut-offs, comma separated")
+    parser.add_argument("--k", default="10,20", help="cut-offs, comma separated (retrieval runs)")
 
 
 def _add_export(commands) -> None:
@@ -115,10 +128,13 @@ def _add_query(commands) -> None:
     parser = commands.add_parser(
         "query", help="ask an exported model for recommendations",
         description="Load the newest version of an export and print recommendations for a user. With --run the "
-                    "user's history and item titles come from that run's dataset.")
+                    "user's history and item titles come from that run's dataset. A retrieval export returns "
+                    "its top items (`retrieve`); a ranking export scores candidates (`score`): --candidates, "
+                    "else with --run every catalog item not in the user's history.")
     parser.add_argument("export_dir", help="e.g. saved_models/lstm_two_tower")
     parser.add_argument("--user", required=True, help="user id")
     parser.add_argument("--history", nargs="*", default=None, help="item ids, oldest first")
+    parser.add_argument("--candidates", nargs="*", default=None, help="ranking exports: item ids to score")
     parser.add_argument("--run", default=None, help="run folder, for the user's history and item titles")
     parser.add_argument("--top", type=int, default=10)
 
@@ -234,22 +250,26 @@ def _parse_sets(pairs: list[str]) -> dict:
 
 def cmd_train(args) -> int:
     from mmrec_tf.data.sources import load_dataset
-    from mmrec_tf.experiment import prepare_data, run, save_run
+    from mmrec_tf.experiment import data_settings, prepare_data, run, save_run
     from mmrec_tf.training import make_strategy
     from mmrec_tf.zoo_entry import get_zoo_entry
 
     strategy = make_strategy(args.strategy)
     entry = get_zoo_entry(args.model) if "." in args.model else None
-    data_config = dict(entry.data) if entry else {"dataset": "synthetic", "split": "leave_last_out",
-                                                  "max_history": 50}
-    if args.data:
-        data_config["dataset"] = args.data
+    settings = data_settings(args.model)
+    overrides = _parse_sets(args.set)
     if args.split:
-        data_config["split"] = args.split
+        settings["split"] = args.split
+        if args.split not in FRACTION_SPLITS:
+            settings = {k: v for k, v in settings.items() if k not in ("valid_fraction", "test_fraction")}
+    if args.label is not None:
+        settings["label"] = args.label
+    if settings["task"] == "ranking" and "max_history" in overrides:
+        settings["max_history"] = overrides["max_history"]  # ranking examples carry exactly the model's history
     training = {k: v for k, v in {"epochs": args.epochs, "batch_size": args.batch_size,
                                   "learning_rate": args.learning_rate, "seed": args.seed}.items() if v is not None}
     path = args.data_path
-    name = data_config["dataset"]
+    name = args.data or (entry.data["dataset"] if entry else "synthetic")
     if os.path.isdir(name) and path is None:
         name, path = "folder", os.path.abspath(name)
     run_dir = pathlib.Path(args.run_dir or pathlib.Path("runs") / args.model)
@@ -258,15 +278,20 @@ def cmd_train(args) -> int:
         raise ValueError(f"{checkpoints} holds an interrupted run; pass --resume to continue it, or delete the folder")
     print(f"loading {name}{' from ' + str(path) if path else ''} ...", flush=True)
     dataset = load_dataset(name, path, skip_bad_rows=args.skip_bad_rows)
-    data = prepare_data(dataset, data_config.get("split", "leave_last_out"), data_config.get("max_history", 50),
-                        seed=training.get("seed", entry.training.get("seed", 0) if entry else 0))
+    data = prepare_data(dataset, seed=training.get("seed", entry.training.get("seed", 0) if entry else 0),
+                        **settings)
+    labelled = ""
+    if data.task == "ranking":
+        positive = data.examples["train"].extras["label"].mean()
+        labelled = f"; label {data.label} ({positive:.1%} of train positive), history {data.history}"
     print(f"{dataset.num_interactions} interactions, {data.space.num_users} users, {data.space.num_items} items; "
           f"split {data.split.method}: {len(data.examples['train'])} train / {len(data.examples['valid'])} valid / "
-          f"{len(data.examples['test'])} test", flush=True)
-    result = run(args.model, data, training=training, checkpoint_dir=checkpoints, strategy=strategy,
-                 **_parse_sets(args.set))
+          f"{len(data.examples['test'])} test{labelled}", flush=True)
+    result = run(args.model, data, training=training, checkpoint_dir=checkpoints, strategy=strategy, **overrides)
     save_run(result, run_dir, {"dataset": name, "path": str(path) if path else None})
     print(f"valid: {result.valid}")
+    if result.best_epoch is not None:
+        print(f"kept epoch {result.best_epoch} of {result.training.epochs} (best valid gauc)")
     print(f"trained in {result.train_seconds:.1f} s; run saved to {run_dir}")
     return 0
 
@@ -293,17 +318,20 @@ def cmd_convert_data(args) -> int:
     return 0
 
 
+def _format_metric(value) -> str:
+    return str(value) if isinstance(value, int) else f"{value:.4f}"
+
+
 def cmd_evaluate(args) -> int:
-    from mmrec_tf.evaluation.full_ranking import evaluate_retrieval
-    from mmrec_tf.experiment import load_run, load_run_data
+    from mmrec_tf.experiment import evaluate_split, load_run, load_run_data
 
     model, space, record = load_run(args.run_dir)
     data = load_run_data(record, space)
     ks = tuple(int(k) for k in args.k.split(","))
-    report = evaluate_retrieval(model, data.examples[args.split], data.seen(args.split), ks=ks)
+    report = evaluate_split(model, data, args.split, ks=ks)
     print(f"{record['name']} on {record['data']['dataset']} ({data.split.method}, {args.split}):")
     for key, value in report.metrics.items():
-        print(f"  {key:22s} {value:.4f}")
+        print(f"  {key:22s} {_format_metric(value)}")
     out = pathlib.Path(args.run_dir) / f"metrics_{args.split}.json"
     out.write_text(json.dumps(report.metrics, indent=2), encoding="utf-8")
     return 0
@@ -338,23 +366,41 @@ def cmd_query(args) -> int:
     if not versions:
         raise SystemExit(f"{args.export_dir}: no integer version folder; export a run first")
     version = max(versions)
-    titles, history = {}, args.history
+    titles, history, catalog = {}, args.history, None
     if args.run:
         from mmrec_tf.experiment import load_run, load_run_data
 
         _, space, record = load_run(args.run)
         titles = dict(zip(space.item_vocab.ids, space.item_titles))
+        catalog = list(space.item_vocab.ids)
         if history is None:
-            log = load_run_data(record, space).split.log
-            history = log.loc[log["user_id"] == args.user, "item_id"].tolist()
+            history = load_run_data(record, space).user_history(args.user)
     history = history or []
     loaded = tf.saved_model.load(str(versions[version]))
-    outputs = loaded.signatures["retrieve"](user_id=tf.constant([args.user]),
-                                            history=tf.constant([history + [""]], dtype=tf.string))
-    ids = [i.decode() for i in outputs["item_ids"].numpy()[0][: args.top]]
-    scores = outputs["scores"].numpy()[0][: args.top]
-    print(f"{pathlib.Path(args.export_dir).name} v{version}: top {len(ids)} for user {args.user} "
-          f"({len(history)} items in history)")
+    users, histories = tf.constant([args.user]), tf.constant([history + [""]], dtype=tf.string)
+    if "retrieve" in loaded.signatures:
+        if args.candidates is not None:
+            raise SystemExit(f"{args.export_dir}: --candidates is for ranking exports; this one retrieves from its "
+                             "own catalog")
+        outputs = loaded.signatures["retrieve"](user_id=users, history=histories)
+        ids = [i.decode() for i in outputs["item_ids"].numpy()[0][: args.top]]
+        scores = outputs["scores"].numpy()[0][: args.top]
+        heading = f"top {len(ids)} for user {args.user}"
+    else:
+        candidates = args.candidates
+        if not candidates:
+            if catalog is None:
+                raise SystemExit(f"{args.export_dir} is a ranking export: it scores candidates; pass --candidates "
+                                 "ITEM ... (or --run RUN_DIR to score every catalog item)")
+            known = set(history)
+            candidates = [item for item in catalog if item not in known]
+        outputs = loaded.signatures["score"](user_id=users, history=histories,
+                                             candidates=tf.constant([candidates], dtype=tf.string))
+        all_scores = outputs["scores"].numpy()[0]
+        order = np.argsort(-all_scores, kind="stable")[: args.top]
+        ids, scores = [candidates[i] for i in order], all_scores[order]
+        heading = f"{len(candidates)} candidates scored for user {args.user}, top {len(ids)}"
+    print(f"{pathlib.Path(args.export_dir).name} v{version}: {heading} ({len(history)} items in history)")
     if history:
         recent = ", ".join(titles.get(i, i) for i in history[-3:])
         print(f"  most recent: {recent}")

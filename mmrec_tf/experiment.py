@@ -4,32 +4,75 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import inspect
 import json
 import os
 import pathlib
 import time
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from mmrec_tf.data.dataset import Dataset
 from mmrec_tf.data.feature_space import FeatureSpace
+from mmrec_tf.data.label_spec import LabelSpec, parse_label
+from mmrec_tf.data.labels import build_rating_examples
 from mmrec_tf.data.pipeline import Examples, build_examples, seen_items
 from mmrec_tf.data.sources import load_dataset
 from mmrec_tf.data.splits import Split, make_split
 from mmrec_tf.evaluation.full_ranking import RankingReport, evaluate_retrieval
-from mmrec_tf.registry import create_model, registered_model
-from mmrec_tf.training import TrainingConfig, chief_output, num_replicas, strategy_name, train_model
+from mmrec_tf.evaluation.ranking_evaluator import PointwiseReport, predict_examples, ranking_report
+from mmrec_tf.evaluation.ranking_metrics import gauc
+from mmrec_tf.registry import TASKS, create_model, registered_model
+from mmrec_tf.training import TrainingConfig, chief_output, is_chief, num_replicas, strategy_name, train_model
 from mmrec_tf.zoo_entry import get_zoo_entry
 
 RUN_FILE = "run.json"
 MODEL_FILE = "model.keras"
 SPACE_FOLDER = "feature_space"
+DEFAULT_SPLITS = {"retrieval": "leave_last_out", "ranking": "temporal_fraction"}
+SELECTION_METRIC = "gauc"
+BEST_STATE = "best_valid_epoch"
+_SOURCE_KEYS = ("dataset", "path", "options", "split", "max_history")
+
+
+def task_of(model_or_entry: str) -> str:
+    """``"retrieval"`` or ``"ranking"``: the zoo entry's ``task``, else the registered model's.
+
+    Example:
+    >>> task_of("din.movielens_100k"), task_of("lstm_two_tower")
+    ('ranking', 'retrieval')
+    """
+    if "." in model_or_entry:
+        return get_zoo_entry(model_or_entry).task
+    return registered_model(model_or_entry).task
+
+
+def data_settings(model_or_entry: str) -> dict:
+    """:func:`prepare_data` keyword arguments for a zoo entry (its ``data`` section) or bare model (its task).
+
+    Example:
+    >>> data_settings("din.movielens_100k")
+    {'split': 'temporal_fraction', 'max_history': 50, 'label': 'rating >= 4', 'task': 'ranking'}
+    >>> data_settings("two_tower")
+    {'task': 'retrieval'}
+    """
+    settings = {}
+    if "." in model_or_entry:
+        settings = {key: value for key, value in get_zoo_entry(model_or_entry).data.items() if key != "dataset"}
+    return {**settings, "task": task_of(model_or_entry)}
 
 
 @dataclasses.dataclass
 class PreparedData:
     """A dataset with its split, feature space and model-ready examples.
+
+    ``task`` says what the examples are for: ``"retrieval"`` (interactions,
+    evaluated by full ranking) or ``"ranking"`` (labelled by ``label``, each
+    example's history per ``history``; see
+    :func:`~mmrec_tf.data.labels.build_rating_examples`). ``split_options``
+    are what the split was made with beyond its name (e.g. fractions).
 
     Example:
     >>> data = prepare_data(load_dataset("synthetic", num_users=20, num_items=12, num_clusters=2))
@@ -42,31 +85,216 @@ class PreparedData:
     space: FeatureSpace
     examples: dict[str, Examples]
     max_history: int
+    task: str = "retrieval"
+    label: str | None = None
+    history: str | None = None
+    split_options: dict = dataclasses.field(default_factory=dict)
 
     def seen(self, target: str = "test"):
         return seen_items(self.split, self.space, target)
 
+    def record(self) -> dict:
+        """How to rebuild these examples, as ``run.json``'s ``data`` section records it (without the source)."""
+        record = {"split": self.split.method, "max_history": self.max_history, **self.split_options}
+        if self.task == "ranking":
+            record.update(label=self.label, history=self.history)
+        return record
 
-def prepare_data(dataset: Dataset, split: str = "leave_last_out", max_history: int = 50,
-                 seed: int = 0, space: FeatureSpace | None = None) -> PreparedData:
-    """Split ``dataset``, build its feature space (unless given) and the examples of every split."""
-    split_log = make_split(dataset, split, seed=seed)
+    def user_history(self, user: str) -> list[str]:
+        """A user's item ids, oldest first, as a model of this task sees them after all their interactions.
+
+        Ranking data with ``history="positive"`` keeps only the positively
+        labelled interactions (what a click log would hold).
+        """
+        rows = self.split.log[self.split.log["user_id"] == user]
+        if self.task == "ranking" and self.history == "positive":
+            spec = parse_label(self.label)
+            rows = rows[rows[spec.column].to_numpy(dtype=np.float64) >= spec.threshold]
+        return rows["item_id"].tolist()
+
+
+def default_label(dataset: Dataset) -> str:
+    """The label of a dataset's ranking examples when none is given: its 0/1 ``label`` column, else ``rating >= 4``."""
+    columns = dataset.interactions.columns
+    if "label" in columns:
+        return "label"
+    if "rating" in columns:
+        return "rating >= 4"
+    raise ValueError(f"ranking needs labels, but the interactions of {dataset.name!r} have neither a 'label' nor "
+                     f"a 'rating' column (they have {list(columns)}); add one of them")
+
+
+def _history_default() -> str:
+    return inspect.signature(build_rating_examples).parameters["history"].default
+
+
+def _ranking_examples(split: Split, space: FeatureSpace, max_history: int, spec: LabelSpec,
+                      history: str | None) -> dict[str, Examples]:
+    log = split.log
+    if spec.column not in log.columns:
+        raise ValueError(f"data.label {spec.text!r}: the interactions have no {spec.column!r} column; they have "
+                         f"{[c for c in log.columns if c not in ('split', 'position')]}")
+    values = log[spec.column].to_numpy(dtype=np.float64)
+    if spec.explicit:
+        bad = np.flatnonzero((values != 0) & (values != 1))
+        if bad.size:
+            raise ValueError(f"data.label {spec.text!r}: column {spec.column!r} must hold 0 or 1; user "
+                             f"{log['user_id'].iloc[bad[0]]!r}, item {log['item_id'].iloc[bad[0]]!r} has "
+                             f"{values[bad[0]]} ({bad.size} such rows); for ratings write e.g. "
+                             f"'{spec.column} >= 4'")
+    options = {"max_history": max_history, "threshold": spec.threshold, "column": spec.column}
+    if history is not None:
+        options["history"] = history
+    return build_rating_examples(split, space, **options)
+
+
+def prepare_data(dataset: Dataset, split: str | None = None, max_history: int = 50, seed: int = 0,
+                 space: FeatureSpace | None = None, task: str = "retrieval", label: str | None = None,
+                 history: str | None = None, **split_options) -> PreparedData:
+    """Split ``dataset``, build its feature space (unless given) and the examples of every split.
+
+    ``task`` decides the examples: ``"retrieval"`` builds
+    :func:`~mmrec_tf.data.pipeline.build_examples`; ``"ranking"`` builds
+    labelled examples with :func:`~mmrec_tf.data.labels.build_rating_examples`
+    from ``label`` (``"rating >= 4"`` or a 0/1 column such as ``"label"``, see
+    :func:`~mmrec_tf.data.label_spec.parse_label`; default
+    :func:`default_label`) and ``history`` (that function's default unless
+    given). ``split`` defaults to the task's usual protocol
+    (:data:`DEFAULT_SPLITS`: ``leave_last_out`` for retrieval,
+    ``temporal_fraction`` for ranking, where every user needs several test
+    examples for GAUC); ``split_options`` go to
+    :func:`~mmrec_tf.data.splits.make_split` (e.g. ``valid_fraction=0.1``).
+    :func:`data_settings` gives a zoo entry's arguments.
+
+    Example:
+    >>> ds = load_dataset("synthetic", num_users=20, num_items=12, num_clusters=2)
+    >>> data = prepare_data(ds, task="ranking", label="rating >= 4", max_history=5, test_fraction=0.2)
+    >>> data.split.method, sorted(data.examples["test"].extras)
+    ('temporal_fraction', ['label', 'rating', 'timestamp'])
+    >>> data.record()["label"], data.record()["test_fraction"]
+    ('rating >= 4', 0.2)
+    """
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+    if task == "retrieval" and (label is not None or history is not None):
+        raise ValueError("label and history describe ranking examples; a retrieval model trains on the "
+                         "interactions themselves")
+    split = split or DEFAULT_SPLITS[task]
+    split_log = make_split(dataset, split, seed=seed, **split_options)
     space = space if space is not None else FeatureSpace.build(dataset)
-    return PreparedData(dataset, split_log, space, build_examples(split_log, space, max_history), max_history)
+    if task == "retrieval":
+        examples = build_examples(split_log, space, max_history)
+        return PreparedData(dataset, split_log, space, examples, max_history, split_options=dict(split_options))
+    spec = parse_label(label if label is not None else default_label(dataset))
+    examples = _ranking_examples(split_log, space, max_history, spec, history)
+    return PreparedData(dataset, split_log, space, examples, max_history, task=task, label=spec.text,
+                        history=history if history is not None else _history_default(),
+                        split_options=dict(split_options))
+
+
+class BestValidationEpoch(keras.callbacks.Callback):
+    """Score the validation examples after each epoch (GAUC); at the end, restore the best epoch's weights.
+
+    What ``benchmarks/ranking_movielens.py`` does for the ranking zoo
+    entries' numbers. With ``state_dir`` the best epoch so far (its value,
+    number and weights) is kept there, so a run resumed from its checkpoints
+    still ends on the best epoch of the whole run; only the chief writes it.
+
+    Example:
+    >>> callback = BestValidationEpoch(examples["valid"])  # doctest: +SKIP
+    >>> train_model(model, examples["train"], config, callbacks=[callback])  # doctest: +SKIP
+    >>> callback.best_epoch, callback.best_value  # doctest: +SKIP
+    (4, 0.7183)
+    """
+
+    def __init__(self, examples: Examples, state_dir: str | os.PathLike | None = None,
+                 strategy: tf.distribute.Strategy | None = None):
+        super().__init__()
+        self.examples = examples
+        self.labels = np.asarray(examples.extras["label"], dtype=np.float64)
+        self.state_dir = pathlib.Path(state_dir) if state_dir is not None else None
+        self.strategy = strategy
+        self.best_value, self.best_epoch, self.best_weights = -np.inf, None, None
+
+    def on_train_begin(self, logs=None):
+        if self.state_dir is None or not (self.state_dir / f"{BEST_STATE}.json").is_file():
+            return
+        state = json.loads((self.state_dir / f"{BEST_STATE}.json").read_text(encoding="utf-8"))
+        with np.load(self.state_dir / f"{BEST_STATE}.npz") as saved:
+            weights = [saved[f"arr_{i}"] for i in range(len(saved.files))]
+        self.best_value, self.best_epoch, self.best_weights = state["value"], state["epoch"], weights
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = gauc(self.examples.user_id, self.labels, predict_examples(self.model, self.examples))
+        if value > self.best_value:
+            self.best_value, self.best_epoch, self.best_weights = value, epoch + 1, self.model.get_weights()
+            if self.state_dir is not None and is_chief(self.strategy):
+                self._save()
+
+    def _save(self):
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        partial = self.state_dir / f"{BEST_STATE}.partial.npz"
+        np.savez(partial, *self.best_weights)
+        os.replace(partial, self.state_dir / f"{BEST_STATE}.npz")
+        state = {"value": float(self.best_value), "epoch": self.best_epoch, "metric": SELECTION_METRIC}
+        (self.state_dir / f"{BEST_STATE}.partial.json").write_text(json.dumps(state), encoding="utf-8")
+        os.replace(self.state_dir / f"{BEST_STATE}.partial.json", self.state_dir / f"{BEST_STATE}.json")
+
+    def on_train_end(self, logs=None):
+        if self.best_weights is not None:
+            self.model.set_weights(self.best_weights)
+
+
+def _check_ranking_split(examples: Examples, name: str) -> None:
+    """GAUC needs a user with both a positive and a negative example in the split."""
+    labels = np.asarray(examples.extras["label"])
+    users = np.asarray(examples.user_id)
+    mixed = len(examples) and np.intersect1d(users[labels == 1], users[labels == 0]).size
+    if not mixed:
+        raise ValueError(f"the {name} split has {len(examples)} ranking examples and no user with both a positive "
+                         "and a negative one, so GAUC cannot be measured; give users several held-out "
+                         "interactions (split temporal_fraction, larger valid_fraction / test_fraction) or more data")
+
+
+def evaluate_split(model, data: PreparedData, name: str = "test", ks=(10, 20)) -> RankingReport | PointwiseReport:
+    """Measure ``model`` on one split of ``data`` the way its task is measured.
+
+    Retrieval: full-corpus ranking with each user's seen items excluded
+    (:func:`~mmrec_tf.evaluation.full_ranking.evaluate_retrieval`, cut-offs
+    ``ks``). Ranking: AUC, GAUC, log loss on the labelled examples
+    (:func:`~mmrec_tf.evaluation.ranking_evaluator.ranking_report`).
+
+    Example:
+    >>> data = prepare_data(load_dataset("synthetic", num_users=20, num_items=12, num_clusters=2))
+    >>> model = create_model("popularity", space=data.space)
+    >>> train_model(model, data.examples["train"], TrainingConfig())  # counts the items
+    >>> sorted(evaluate_split(model, data, "valid", ks=(5,)).metrics)[:2]
+    ['coverage@5', 'factorized_top_k@5']
+    """
+    if data.task == "ranking":
+        return ranking_report(model, data.examples[name])
+    return evaluate_retrieval(model, data.examples[name], data.seen(name), ks=ks)
 
 
 @dataclasses.dataclass
 class RunResult:
-    """A trained model and what was measured on it."""
+    """A trained model and what was measured on it.
+
+    ``valid`` and ``test`` are :class:`~mmrec_tf.evaluation.full_ranking.RankingReport`
+    for retrieval models and :class:`~mmrec_tf.evaluation.ranking_evaluator.PointwiseReport`
+    for ranking models, whose kept weights are those of ``best_epoch`` (best
+    validation GAUC).
+    """
 
     name: str
     model: keras.Model
     data: PreparedData
     training: TrainingConfig
-    valid: RankingReport
-    test: RankingReport
+    valid: RankingReport | PointwiseReport
+    test: RankingReport | PointwiseReport
     train_seconds: float
     strategy: tf.distribute.Strategy | None = None
+    best_epoch: int | None = None
 
     @property
     def examples_per_second(self) -> float:
@@ -89,11 +317,24 @@ def run(model_or_entry: str, data: PreparedData, training: dict | None = None, k
     worker calls ``run`` alike, and only the chief should keep what it saves
     (:func:`save_run` writes on the chief only).
 
+    The model's task decides the rest, and ``data`` must have been prepared
+    for it (``prepare_data(..., **data_settings(name))``). Retrieval models
+    are measured by full ranking (HR@k, NDCG@k, MRR, coverage for ``ks``).
+    Ranking models keep the weights of the epoch with the best validation
+    GAUC (:class:`BestValidationEpoch`, as the ranking benchmark does) and
+    are measured by AUC, GAUC and log loss.
+
     Example:
     >>> data = prepare_data(load_dataset("synthetic", num_users=20, num_items=12, num_clusters=2))
     >>> result = run("popularity", data)
     >>> 0.0 <= result.test.metrics["hr@10"] <= 1.0
     True
+    >>> ranking = prepare_data(load_dataset("synthetic", num_users=30, num_items=12, num_clusters=2,
+    ...                                     interactions_per_user=20), max_history=4, **data_settings("din"))
+    >>> result = run("embedding_mlp", ranking, training={"epochs": 2, "jit_compile": False}, verbose=0,
+    ...              embedding_dim=4, hidden_units=[8], max_history=4)
+    >>> 0.0 <= result.test.metrics["gauc"] <= 1.0, result.best_epoch in (1, 2)
+    (True, True)
     """
     recipe = {}
     if "." in model_or_entry:
@@ -103,6 +344,12 @@ def run(model_or_entry: str, data: PreparedData, training: dict | None = None, k
     keras.utils.set_random_seed(config.seed)
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
         model = create_model(model_or_entry, space=data.space, **overrides)
+    task = getattr(model, "task_type", "retrieval")
+    if task != data.task:
+        raise ValueError(f"{model_or_entry} is a {task} model but the data was prepared for {data.task}; prepare it "
+                         f"with prepare_data(..., task={task!r}) or prepare_data(..., **data_settings(name))")
+    if task == "ranking":
+        return _run_ranking(model_or_entry, model, data, config, verbose, checkpoint_dir, callbacks, strategy)
     if getattr(model, "max_history", data.max_history) > data.max_history:
         raise ValueError(f"the model keeps {model.max_history} history items but the data was prepared with "
                          f"max_history={data.max_history}")
@@ -113,6 +360,24 @@ def run(model_or_entry: str, data: PreparedData, training: dict | None = None, k
     valid = evaluate_retrieval(model, data.examples["valid"], data.seen("valid"), ks=ks)
     test = evaluate_retrieval(model, data.examples["test"], data.seen("test"), ks=ks)
     return RunResult(model_or_entry, model, data, config, valid, test, seconds, strategy)
+
+
+def _run_ranking(name, model, data, config, verbose, checkpoint_dir, callbacks, strategy) -> RunResult:
+    model_history = getattr(model, "max_history", None)
+    if getattr(model, "uses_history", True) and model_history is not None and model_history != data.max_history:
+        raise ValueError(f"the model keeps {model_history} history items but the data was prepared with "
+                         f"max_history={data.max_history}; a ranking model needs them equal (prepare the data with "
+                         f"max_history={model_history})")
+    for split_name in ("valid", "test"):
+        _check_ranking_split(data.examples[split_name], split_name)
+    selector = BestValidationEpoch(data.examples["valid"], state_dir=checkpoint_dir, strategy=strategy)
+    started = time.perf_counter()
+    train_model(model, data.examples["train"], config, valid=data.examples["valid"], verbose=verbose,
+                checkpoint_dir=checkpoint_dir, callbacks=[*(callbacks or []), selector], strategy=strategy)
+    seconds = time.perf_counter() - started
+    valid = ranking_report(model, data.examples["valid"])
+    test = ranking_report(model, data.examples["test"])
+    return RunResult(name, model, data, config, valid, test, seconds, strategy, best_epoch=selector.best_epoch)
 
 
 def save_run(result: RunResult, run_dir: str | os.PathLike, data_source: dict) -> pathlib.Path:
@@ -134,11 +399,14 @@ def _write_run(result: RunResult, run_dir: pathlib.Path, data_source: dict) -> N
     record = {
         "name": result.name,
         "model": result.model.registry_name,
-        "data": {**data_source, "split": result.data.split.method, "max_history": result.data.max_history},
+        "task": result.data.task,
+        "data": {**data_source, **result.data.record()},
         "training": dataclasses.asdict(result.training),
         "metrics": {"valid": result.valid.metrics, "test": result.test.metrics},
         "train_seconds": result.train_seconds,
     }
+    if result.best_epoch is not None:
+        record["selection"] = {"metric": f"valid {SELECTION_METRIC}", "best_epoch": result.best_epoch}
     if result.strategy is not None:
         record["distribution"] = {"strategy": strategy_name(result.strategy),
                                   "replicas": num_replicas(result.strategy)}
@@ -157,8 +425,14 @@ def load_run(run_dir: str | os.PathLike):
 
 
 def load_run_data(record: dict, space: FeatureSpace) -> PreparedData:
-    """Rebuild the exact split a run was trained on from its ``run.json`` record and saved space."""
+    """Rebuild the exact split and examples a run was trained on from its ``run.json`` record and saved space.
+
+    The task is the record's (``run.json`` before ranking runs existed: the model's registered task); the
+    label, history mode and split options are read back from the record's ``data`` section.
+    """
     source = record["data"]
+    task = record.get("task") or registered_model(record["model"]).task
     dataset = load_dataset(source["dataset"], source.get("path"), **source.get("options", {}))
+    settings = {key: value for key, value in source.items() if key not in _SOURCE_KEYS}
     return prepare_data(dataset, source["split"], source["max_history"], seed=record["training"]["seed"],
-                        space=space)
+                        space=space, task=task, **settings)

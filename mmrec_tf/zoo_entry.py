@@ -12,7 +12,9 @@ import yaml
 
 from mmrec_tf.errors import ConfigError
 
-DATA_KEYS = {"dataset": str, "split": str, "max_history": int, "label": str}
+DATA_KEYS = {"dataset": str, "split": str, "max_history": int, "label": str, "history": str,
+             "valid_fraction": float, "test_fraction": float}
+FRACTION_SPLITS = ("random", "temporal_fraction")
 TRAINING_KEYS = {"epochs": int, "batch_size": int, "learning_rate": float, "optimizer": str, "seed": int,
                  "jit_compile": (bool, str)}
 METRICS_KEYS = {"protocol": str, "script": str, "measured_on": str, "values": dict, "baselines": dict,
@@ -63,6 +65,26 @@ def _check_types(section: dict, allowed: dict, prefix: str, source: str) -> None
                               key_path=f"{prefix}{key}", source=source)
 
 
+def _check_data(data: dict, source: str) -> None:
+    """Split names, split fractions and the label spec are checked here, before any data is read."""
+    from mmrec_tf.data.label_spec import parse_label
+    from mmrec_tf.data.splits import SPLIT_METHODS
+
+    split = data.get("split")
+    if split is not None and split not in SPLIT_METHODS:
+        raise ConfigError(f"unknown split {split!r}; expected one of {list(SPLIT_METHODS)}", key_path="data.split",
+                          source=source)
+    for key in ("valid_fraction", "test_fraction"):
+        if key in data and data.get("split") not in FRACTION_SPLITS:
+            raise ConfigError(f"only the splits {list(FRACTION_SPLITS)} take fractions", key_path=f"data.{key}",
+                              source=source)
+        if key in data and not 0 <= data[key] < 1:
+            raise ConfigError(f"expected a fraction in [0, 1), got {data[key]!r}", key_path=f"data.{key}",
+                              source=source)
+    if "label" in data:
+        parse_label(data["label"], key_path="data.label", source=source)
+
+
 def parse_zoo_entry(content: Any, source: str) -> ZooEntry:
     """Validate a loaded YAML mapping: unknown keys and wrong types are rejected with their path."""
     from mmrec_tf.registry import check_arguments, registered_model
@@ -72,6 +94,7 @@ def parse_zoo_entry(content: Any, source: str) -> ZooEntry:
         if key not in content:
             raise ConfigError("missing required key", key_path=key, source=source)
     _check_types(content["data"], DATA_KEYS, "data.", source)
+    _check_data(content["data"], source)
     _check_types(content["training"], TRAINING_KEYS, "training.", source)
     _check_types(content.get("metrics", {}), METRICS_KEYS, "metrics.", source)
     registered = registered_model(content["model"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 
 import numpy as np
 import pandas as pd
@@ -10,6 +11,8 @@ import pandas as pd
 from mmrec_tf.data.dataset import Dataset
 
 SPLITS = ("train", "valid", "test")
+SPLIT_METHODS = ("leave_last_out", "random", "predefined", "temporal_fraction")
+"""The split names :func:`make_split` knows."""
 
 
 @dataclasses.dataclass
@@ -104,15 +107,38 @@ def predefined_split(dataset: Dataset) -> Split:
     return _finish(log, labels.astype(object), "predefined")
 
 
-def make_split(dataset: Dataset, method: str = "leave_last_out", seed: int = 0) -> Split:
-    """Split by name: ``leave_last_out``, ``random`` or ``predefined``."""
-    if method == "leave_last_out":
-        return leave_last_out(dataset)
-    if method == "random":
-        return random_split(dataset, seed=seed)
-    if method == "predefined":
-        return predefined_split(dataset)
-    raise ValueError(f"unknown split {method!r}; expected leave_last_out, random or predefined")
+def make_split(dataset: Dataset, method: str = "leave_last_out", seed: int = 0, **options) -> Split:
+    """Split by name: ``leave_last_out``, ``random``, ``predefined`` or ``temporal_fraction``.
+
+    ``options`` go to the split's function: ``valid_fraction`` and
+    ``test_fraction`` for ``random`` (:func:`random_split`) and
+    ``temporal_fraction`` (:func:`temporal_fraction_split`),
+    ``min_interactions`` for ``leave_last_out`` and ``temporal_fraction``;
+    ``seed`` is used by ``random`` only. An option the split does not take is
+    an error.
+
+    Example:
+    >>> from mmrec_tf.data.sources import make_synthetic
+    >>> ds = make_synthetic(num_users=2, num_items=8, num_clusters=2, interactions_per_user=20)
+    >>> split = make_split(ds, "temporal_fraction", valid_fraction=0.1, test_fraction=0.2)
+    >>> split.method, len(split.valid), len(split.test)
+    ('temporal_fraction', 4, 8)
+    >>> make_split(ds, "leave_last_out", test_fraction=0.2)
+    Traceback (most recent call last):
+    ...
+    ValueError: split 'leave_last_out' takes no option 'test_fraction'; it takes ['min_interactions']
+    """
+    if method not in SPLIT_METHODS:
+        raise ValueError(f"unknown split {method!r}; expected one of {', '.join(SPLIT_METHODS)}")
+    function = {"leave_last_out": leave_last_out, "random": random_split, "predefined": predefined_split,
+                "temporal_fraction": temporal_fraction_split}[method]
+    accepted = [name for name in inspect.signature(function).parameters if name not in ("dataset", "seed")]
+    for name in options:
+        if name not in accepted:
+            raise ValueError(f"split {method!r} takes no option {name!r}; it takes {accepted}")
+    if "seed" in inspect.signature(function).parameters:
+        options = {**options, "seed": seed}
+    return function(dataset, **options)
 
 
 def temporal_fraction_split(dataset: Dataset, valid_fraction: float = 0.1, test_fraction: float = 0.1,
