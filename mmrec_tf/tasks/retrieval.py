@@ -10,12 +10,10 @@ from keras import ops
 
 from mmrec_tf.tasks.factorized_top_k import FactorizedTopK
 
-# Added to the logit of an accidental hit; the value TFRS uses
-# (`MIN_FLOAT` in tensorflow_recommenders/layers/loss.py).
+# Added to the logit of an accidental hit (and, for hard-negative mining, of
+# the positive's own column, which the loss then adds back unchanged); the
+# value TFRS uses (`MIN_FLOAT` in tensorflow_recommenders/layers/loss.py).
 ACCIDENTAL_HIT_LOGIT_OFFSET = float(np.finfo(np.float32).min / 100.0)
-# Added to the positive's logit before top-k so hard-negative mining always
-# keeps the positive (`MAX_FLOAT` in the same TFRS file).
-_POSITIVE_LOGIT_BOOST = float(np.finfo(np.float32).max / 100.0)
 # Lower clip of candidate sampling probabilities before the log (TFRS 0.7).
 SAMPLING_PROBABILITY_FLOOR = 1e-6
 
@@ -58,7 +56,8 @@ class Retrieval(keras.layers.Layer):
     other candidate of the batch is a negative for query `i`. The loss follows
     TensorFlow Recommenders 0.7 step by step:
 
-    1. `scores = query_embeddings @ candidate_embeddings^T`, labels = identity;
+    1. `scores = query_embeddings @ candidate_embeddings^T`, the positive of
+       row `i` in column `i`;
     2. `scores /= temperature` when a temperature is given;
     3. logQ correction `scores[:, j] -= log(clip(p_j, 1e-6, 1))` when
        `candidate_sampling_probability` is given (Yi et al., RecSys 2019);
@@ -68,7 +67,12 @@ class Retrieval(keras.layers.Layer):
     5. hard-negative mining: per row, only the positive and the
        `num_hard_negatives` highest-scoring negatives are kept;
     6. softmax cross-entropy from logits, summed over rows (TFRS uses
-       `Reduction.SUM`), row `i` weighted by `sample_weight[i]`.
+       `Reduction.SUM`), row `i` weighted by `sample_weight[i]`. It is
+       computed as `logsumexp(row) - positive logit`, the same number as
+       TFRS's cross-entropy against an identity label matrix without
+       building the `[B, N]` labels or the full log-softmax: about 2x faster
+       training of `two_tower` at batch 8192 on CPU
+       (`benchmarks/training_throughput.py`).
 
     More candidates than queries (`[N, D]` with `N >= B`, extra negatives
     after the `B` positives) are accepted as in TFRS. Everything is computed
@@ -180,13 +184,9 @@ class Retrieval(keras.layers.Layer):
             )
         num_queries = ops.shape(queries)[0]
         num_candidates = ops.shape(candidates)[0]
-
         scores = ops.matmul(queries, ops.transpose(candidates))
-        labels = ops.eye(num_queries, num_candidates, dtype="float32")
-
         if self.temperature is not None:
             scores = scores / self.temperature
-
         if candidate_sampling_probability is not None:
             probability = _as_vector(
                 candidate_sampling_probability,
@@ -197,7 +197,11 @@ class Retrieval(keras.layers.Layer):
             scores = scores - ops.expand_dims(
                 ops.log(ops.clip(probability, SAMPLING_PROBABILITY_FLOOR, 1.0)), 0
             )
-
+        positive = ops.diagonal(scores)
+        # Steps 4 and 5 must not touch the positive: its own column gets the
+        # offset with the hits, and the positive logit comes back as column 0.
+        negatives = scores
+        positive_set_aside = False
         if self.remove_accidental_hits:
             if candidate_ids is None:
                 raise ValueError(
@@ -209,23 +213,30 @@ class Retrieval(keras.layers.Layer):
             same_id = ops.equal(
                 ops.expand_dims(positive_ids, 1), ops.expand_dims(ids, 0)
             )
-            accidental_hits = ops.cast(same_id, "float32") - labels
-            scores = scores + accidental_hits * ACCIDENTAL_HIT_LOGIT_OFFSET
-
-        if self.num_hard_negatives is not None:
-            if isinstance(num_candidates, int):
-                num_kept = min(self.num_hard_negatives + 1, num_candidates)
-            else:
-                num_kept = ops.minimum(self.num_hard_negatives + 1, num_candidates)
-            _, kept = ops.top_k(
-                scores + labels * _POSITIVE_LOGIT_BOOST, k=num_kept, sorted=False
+            negatives = ops.where(
+                same_id, negatives + ACCIDENTAL_HIT_LOGIT_OFFSET, negatives
             )
-            scores = ops.take_along_axis(scores, kept, axis=1)
-            labels = ops.take_along_axis(labels, kept, axis=1)
-
-        row_losses = keras.losses.categorical_crossentropy(
-            labels, scores, from_logits=True
-        )
+            positive_set_aside = True
+        if self.num_hard_negatives is not None:
+            if not positive_set_aside:
+                own_column = ops.equal(
+                    ops.expand_dims(ops.arange(num_queries), 1),
+                    ops.expand_dims(ops.arange(num_candidates), 0),
+                )
+                negatives = ops.where(
+                    own_column, negatives + ACCIDENTAL_HIT_LOGIT_OFFSET, negatives
+                )
+                positive_set_aside = True
+            if isinstance(num_candidates, int):
+                num_kept = min(self.num_hard_negatives, num_candidates - 1)
+            else:
+                num_kept = ops.minimum(self.num_hard_negatives, num_candidates - 1)
+            negatives, _ = ops.top_k(negatives, k=num_kept, sorted=False)
+        if positive_set_aside:
+            logits = ops.concatenate([ops.expand_dims(positive, 1), negatives], axis=1)
+        else:
+            logits = negatives
+        row_losses = ops.logsumexp(logits, axis=1) - positive
         if sample_weight is not None:
             weights = _as_vector(
                 sample_weight, "sample_weight", queries.shape[0], "float32"
