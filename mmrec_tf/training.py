@@ -404,8 +404,8 @@ def train_model(model, train: Examples | ShardedExamples, config: TrainingConfig
     gradients. The retrieval task's loss is a SUM over its batch (TFRS), so
     each replica returns the sum over its own rows unscaled, and the summed
     gradient is the gradient of the sum over the global batch, as on one
-    device; mean-reduced losses (the ranking task's) are divided by the
-    replica count by Keras. The in-batch softmax, though, runs per replica:
+    device; mean-reduced losses (the ranking task's) divide their sum by
+    the global batch (:func:`~mmrec_tf.tasks.replicas.replica_share`). The in-batch softmax, though, runs per replica:
     each query's negatives are the other candidates of its replica's
     ``batch_size / replicas`` rows, not of the global batch (candidates are
     not all-gathered, as TFRS under ``MirroredStrategy``). The reported loss
@@ -453,7 +453,9 @@ def train_model(model, train: Examples | ShardedExamples, config: TrainingConfig
                       jit_compile=resolve_jit_compile(config.jit_compile, model, strategy),
                       steps_per_execution=resolve_steps_per_execution(config.steps_per_execution, user_callbacks,
                                                                       steps, strategy))
-        model(next(iter(dataset)))
+        # one batch builds and traces the model; taken from a separate one-epoch pipeline because `dataset`
+        # is empty when nothing is left to train (epochs=0, or resuming a finished run: fit then only restores)
+        model(next(iter(_make_dataset(model, train, config.batch_size, shuffle=False, epochs=1))))
         with _multi_worker_dict_inputs(model, strategy):
             return model.fit(dataset, epochs=config.epochs, initial_epoch=first_epoch, steps_per_epoch=steps,
                              validation_data=validation, callbacks=callbacks, verbose=verbose, shuffle=False)

@@ -66,3 +66,13 @@ def test_non_finite_loss_stops_training_and_names_the_step(tiny_space, tiny_exam
     with pytest.raises(TrainingDivergedError, match=r"at epoch \d+, batch \d+ \(global step \d+\).*learning rate"):
         train_model(model, tiny_examples["train"], config, verbose=0)
     assert not np.isfinite(np.concatenate([w.ravel() for w in model.get_weights()])).all()
+
+
+def test_zero_epochs_builds_the_model_and_leaves_its_weights(tiny_space, tiny_examples):
+    model = create_model("two_tower", space=tiny_space, embedding_dim=4)
+    model.build()
+    before = [w.copy() for w in model.get_weights()]
+    history = train_model(model, tiny_examples["train"], TrainingConfig(epochs=0), verbose=0)
+    assert history.history == {} and history.epoch == []
+    for got, expected in zip(model.get_weights(), before):
+        np.testing.assert_array_equal(got, expected)
