@@ -185,8 +185,16 @@ class Retrieval(keras.layers.Layer):
         num_queries = ops.shape(queries)[0]
         num_candidates = ops.shape(candidates)[0]
         scores = ops.matmul(queries, ops.transpose(candidates))
+        # The positive logit as a row-wise dot product rather than the
+        # diagonal of `scores`: its gradient then flows to the `[B, D]`
+        # embeddings directly instead of through another `[B, N]` matrix.
+        positive = ops.sum(
+            queries * ops.slice(candidates, [0, 0], [num_queries, ops.shape(candidates)[1]]),
+            axis=1,
+        )
         if self.temperature is not None:
             scores = scores / self.temperature
+            positive = positive / self.temperature
         if candidate_sampling_probability is not None:
             probability = _as_vector(
                 candidate_sampling_probability,
@@ -194,12 +202,14 @@ class Retrieval(keras.layers.Layer):
                 candidates.shape[0],
                 "float32",
             )
-            scores = scores - ops.expand_dims(
-                ops.log(ops.clip(probability, SAMPLING_PROBABILITY_FLOOR, 1.0)), 0
+            log_probability = ops.log(
+                ops.clip(probability, SAMPLING_PROBABILITY_FLOOR, 1.0)
             )
-        positive = ops.diagonal(scores)
+            scores = scores - ops.expand_dims(log_probability, 0)
+            positive = positive - ops.slice(log_probability, [0], [num_queries])
         # Steps 4 and 5 must not touch the positive: its own column gets the
-        # offset with the hits, and the positive logit comes back as column 0.
+        # offset with the hits, and the positive logit is added back by
+        # `logaddexp`.
         negatives = scores
         positive_set_aside = False
         if self.remove_accidental_hits:
@@ -232,11 +242,10 @@ class Retrieval(keras.layers.Layer):
             else:
                 num_kept = ops.minimum(self.num_hard_negatives, num_candidates - 1)
             negatives, _ = ops.top_k(negatives, k=num_kept, sorted=False)
+        log_normalizer = ops.logsumexp(negatives, axis=1)
         if positive_set_aside:
-            logits = ops.concatenate([ops.expand_dims(positive, 1), negatives], axis=1)
-        else:
-            logits = negatives
-        row_losses = ops.logsumexp(logits, axis=1) - positive
+            log_normalizer = ops.logaddexp(log_normalizer, positive)
+        row_losses = log_normalizer - positive
         if sample_weight is not None:
             weights = _as_vector(
                 sample_weight, "sample_weight", queries.shape[0], "float32"
