@@ -156,6 +156,27 @@ def test_mixed_float16_export_embeds_unknown_items_finitely(mixed_precision_expo
     assert np.isfinite(embedding.numpy()).all()
 
 
+def test_din_with_dice_trains_under_mixed_float16_and_serves_float32(tiny_space, tiny_examples, tmp_path):
+    """Dice keeps float32 batch statistics under a float16 compute policy (they used to fail to update)."""
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model = tiny_trained_model("din", tiny_space, tiny_examples)
+        version_dir = export_model(model, tiny_space, tmp_path, "din_mixed", k=K, warmup=False)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    dice = [layer for layer in model._flatten_layers() if isinstance(layer, mmrec_tf.layers.Dice)]
+    assert dice and all(layer.moving_mean.dtype == "float32" for layer in dice)
+    assert any(np.any(layer.moving_mean.numpy() != 0.0) for layer in dice), "training updated the statistics"
+    loaded = tf.saved_model.load(str(version_dir))
+    users = tf.constant(list(tiny_space.user_vocab.ids[:2]))
+    history = tf.constant([list(tiny_space.item_vocab.ids[:4]), ["", "", "", ""]])
+    candidates = tf.constant([list(tiny_space.item_vocab.ids[5:8])] * 2)
+    for name in ("score", "explain"):
+        outputs = loaded.signatures[name](user_id=users, history=history, candidates=candidates)
+        numbers = [value for value in outputs.values() if value.dtype != tf.string]
+        assert numbers and all(value.dtype == tf.float32 and np.isfinite(value.numpy()).all() for value in numbers)
+
+
 KILLED_EXPORT = r"""
 import pathlib, sys, time
 import mmrec_tf.export.saved_model as saved_model

@@ -44,10 +44,11 @@ class Dice(keras.layers.Layer):
         if channels is None:
             raise ValueError(f"Dice: the last axis must have a known size, got input shape {input_shape}")
         self.alpha = self.add_weight(name="alpha", shape=(channels,), initializer="zeros")
+        # float32 statistics, read as float32 under a mixed policy too (no autocast to float16)
         self.moving_mean = self.add_weight(name="moving_mean", shape=(channels,), initializer="zeros",
-                                           trainable=False)
+                                           trainable=False, autocast=False)
         self.moving_variance = self.add_weight(name="moving_variance", shape=(channels,), initializer="ones",
-                                               trainable=False)
+                                               trainable=False, autocast=False)
 
     def call(self, inputs, training=None, mask=None):
         inputs = ops.convert_to_tensor(inputs)
