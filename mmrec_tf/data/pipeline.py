@@ -132,27 +132,32 @@ def make_tf_dataset(
         features["item_probability"] = item_probability[examples.item_id]
     tensors = {name: tf.constant(value) for name, value in features.items()}
     count = len(examples)
+
+    def gather(indices):
+        return {name: tf.gather(value, indices) for name, value in tensors.items()}
+
     if epochs is None:
         indices = tf.data.Dataset.range(count)
         if shuffle:
             indices = indices.shuffle(count, seed=seed, reshuffle_each_iteration=True)
-        batches = indices.batch(batch_size, drop_remainder=drop_remainder)
+        batches = indices.batch(batch_size, drop_remainder=drop_remainder).map(
+            gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     else:
+        end = count - count % batch_size if drop_remainder else count
+
         def epoch_batches(epoch):
             if shuffle:
                 noise = tf.random.stateless_uniform([count], seed=tf.stack([tf.cast(seed, tf.int64), epoch]))
-                order = tf.argsort(noise, stable=True)
+                order = tf.cast(tf.argsort(noise, stable=True), tf.int64)
             else:
-                order = tf.range(count)
-            return tf.data.Dataset.from_tensor_slices(tf.cast(order, tf.int64)).batch(
-                batch_size, drop_remainder=drop_remainder)
+                order = tf.range(count, dtype=tf.int64)
+            # one element per batch (its slice of the permutation, gathered), not one per example
+            return tf.data.Dataset.range(0, end, batch_size).map(
+                lambda start: gather(order[start:start + batch_size]),
+                num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
         batches = tf.data.Dataset.range(first_epoch, epochs).flat_map(epoch_batches)
-    return batches.map(
-        lambda idx: {name: tf.gather(value, idx) for name, value in tensors.items()},
-        num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=True,
-    ).prefetch(tf.data.AUTOTUNE)
+    return batches.prefetch(tf.data.AUTOTUNE)
 
 
 def steps_per_epoch(num_examples: int, batch_size: int, drop_remainder: bool = False) -> int:
