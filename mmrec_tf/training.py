@@ -269,8 +269,11 @@ def resolve_steps_per_execution(setting: int | str, callbacks, steps: int,
                                 strategy: tf.distribute.Strategy | None = None) -> int:
     """How many batches each compiled ``fit`` call runs; ``"auto"`` runs several unless a callback needs each one.
 
-    ``"auto"``: :data:`AUTO_STEPS_PER_EXECUTION` (at most one epoch's
-    ``steps``), or 1 when one of ``callbacks`` has its own per-batch hook
+    ``"auto"``: the largest divisor of an epoch's ``steps`` up to
+    :data:`AUTO_STEPS_PER_EXECUTION` (Keras 3.15 runs whole executions, so
+    with a count that does not divide the epoch it trains past the epoch's
+    end into the next epoch's batches; a prime count such as 79 gets 1), or
+    1 when one of ``callbacks`` has its own per-batch hook
     (``on_train_batch_end`` ...), which Keras would otherwise call only once
     per execution, and 1 under a strategy with several replicas or workers
     (Keras 3.15's multi-step loop fails under ``MultiWorkerMirroredStrategy``:
@@ -282,17 +285,21 @@ def resolve_steps_per_execution(setting: int | str, callbacks, steps: int,
     non-finite-loss check then see every Nth batch.
 
     Example:
-    >>> resolve_steps_per_execution("auto", [], steps=10)
-    10
+    >>> resolve_steps_per_execution("auto", [], steps=10), resolve_steps_per_execution("auto", [], steps=100)
+    (10, 25)
     >>> resolve_steps_per_execution("auto", [keras.callbacks.LambdaCallback(on_train_batch_end=print)], steps=10)
     1
     """
     if setting != "auto":
+        if steps % int(setting):
+            raise ValueError(f"steps_per_execution={setting} does not divide the {steps} batches of an epoch: "
+                             f"Keras would train {-(-steps // int(setting)) * int(setting)} batches per epoch, "
+                             "running into the next epoch's; choose a divisor of it or 'auto'")
         return int(setting)
     if num_replicas(strategy) > 1 or _multi_worker(strategy) or \
             any(_has_batch_hook(callback) for callback in callbacks or []):
         return 1
-    return max(1, min(AUTO_STEPS_PER_EXECUTION, steps))
+    return max(count for count in range(1, min(AUTO_STEPS_PER_EXECUTION, steps) + 1) if steps % count == 0)
 
 
 def _has_batch_hook(callback) -> bool:

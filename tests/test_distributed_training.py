@@ -291,7 +291,9 @@ def test_auto_steps_per_execution_keeps_every_batch_for_batch_callbacks():
         def on_epoch_end(self, epoch, logs=None):
             pass
 
-    assert resolve_steps_per_execution("auto", [EveryEpoch()], steps=100) == 32
+    assert resolve_steps_per_execution("auto", [EveryEpoch()], steps=128) == 32
+    assert resolve_steps_per_execution("auto", [EveryEpoch()], steps=100) == 25  # a divisor of the epoch
+    assert resolve_steps_per_execution("auto", [EveryEpoch()], steps=79) == 1  # prime
     assert resolve_steps_per_execution("auto", [EveryEpoch()], steps=7) == 7
     assert resolve_steps_per_execution("auto", [EveryEpoch(), EveryBatch()], steps=100) == 1
     assert resolve_steps_per_execution("auto", [keras.callbacks.LambdaCallback(on_batch_end=print)], steps=100) == 1
@@ -300,6 +302,27 @@ def test_auto_steps_per_execution_keeps_every_batch_for_batch_callbacks():
     one_replica_per_worker.num_replicas_in_sync = 1
     assert resolve_steps_per_execution("auto", [], 100, one_replica_per_worker) == 1
     assert resolve_steps_per_execution(5, [EveryBatch()], steps=100) == 5
+    with pytest.raises(ValueError, match="does not divide the 79 batches of an epoch"):
+        resolve_steps_per_execution(5, [], steps=79)
+
+
+def test_every_epoch_trains_exactly_its_batches_with_several_steps_per_execution(tiny_space, tiny_examples):
+    """Keras runs whole executions: a count that does not divide the epoch would spill into the next one."""
+    from mmrec_tf.registry import create_model
+    from mmrec_tf.training import TrainingConfig, steps_per_epoch, train_model
+
+    train = tiny_examples["train"]
+    # more batches than AUTO_STEPS_PER_EXECUTION and not a multiple of it: min(32, steps) would not divide them
+    batch_size = max(size for size in range(1, 64)
+                     if steps_per_epoch(len(train), size) > 32 and steps_per_epoch(len(train), size) % 32)
+    steps = steps_per_epoch(len(train), batch_size)
+    model = create_model("two_tower", space=tiny_space, embedding_dim=4)
+    updates_after_epoch = []
+    record = keras.callbacks.LambdaCallback(
+        on_epoch_end=lambda epoch, logs: updates_after_epoch.append(int(model.optimizer.iterations.numpy())))
+    train_model(model, train, TrainingConfig(epochs=3, batch_size=batch_size), callbacks=[record], verbose=0)
+    assert model.steps_per_execution > 1
+    assert updates_after_epoch == [steps, 2 * steps, 3 * steps]
 
 
 def test_auto_jit_is_off_under_a_multi_replica_strategy():
