@@ -87,3 +87,37 @@ def test_exported_din_scores_and_explains_like_the_keras_model(trained_din, tmp_
     assert np.asarray(served["weights"]).shape == (3, 3, MAX_HISTORY)
     assert served["history_item_ids"] == KEPT
     assert (np.asarray(served["weights"])[1, :, 2:] == 0).all() and (np.asarray(served["weights"])[2] == 0).all()
+
+
+def test_exported_rating_aware_din_takes_each_history_items_rating(tmp_path):
+    import tensorflow as tf
+
+    dataset = make_synthetic(num_users=10, num_items=12, num_clusters=2, interactions_per_user=8)
+    space = FeatureSpace.build(dataset)
+    keras.utils.set_random_seed(0)
+    model = create_model("din", space=space, embedding_dim=8, hidden_units=[16], attention_units=[8],
+                         max_history=MAX_HISTORY, rating_levels=5, attention_softmax=True,
+                         attention_features="content")
+    # aligned with HISTORY: the rating of "unknown" (9) is dropped with it, padding has 0
+    ratings = [[1, 0, 2, 3, 4, 5], [5, 9, 0, 4, 0, 0], [0, 0, 0, 0, 0, 0]]
+    kept_ratings = [[2, 3, 4, 5], [5, 4, 0, 0], [0, 0, 0, 0]]
+    folder = export_model(model, space, tmp_path / "saved_models", "din_rated")
+    loaded = tf.saved_model.load(str(folder))
+    inputs = {"user_id": tf.constant(USERS), "history": tf.constant(HISTORY), "candidates": tf.constant(CANDIDATES),
+              "history_rating": tf.constant(ratings, tf.int32)}
+    assert sorted(loaded.signatures["score"].structured_input_signature[1]) == [
+        "candidates", "history", "history_rating", "user_id"]
+    served = loaded.signatures["score"](**inputs)["scores"].numpy()
+    explained = loaded.signatures["explain"](**inputs)
+
+    features = {"user_id": space.user_vocab.lookup(USERS),
+                "history": np.stack([space.item_vocab.lookup(row) for row in KEPT]),
+                "history_rating": np.array(kept_ratings, np.int32)}
+    candidates = np.stack([space.item_vocab.lookup(row) for row in CANDIDATES])
+    np.testing.assert_allclose(served, model.score_candidates(features, candidates), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(explained["weights"], model.attention_weights(features, candidates), rtol=1e-5,
+                               atol=1e-6)
+    assert [[v.decode() for v in row] for row in explained["history_item_ids"].numpy()] == KEPT
+    # the served score depends on the ratings
+    flipped = dict(inputs, history_rating=tf.constant([[5, 0, 4, 3, 2, 1], [1, 9, 0, 2, 0, 0], [0] * 6], tf.int32))
+    assert not np.allclose(loaded.signatures["score"](**flipped)["scores"].numpy()[:2], served[:2])

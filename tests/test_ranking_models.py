@@ -6,6 +6,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras
 import numpy as np
+import pandas as pd
 import pytest
 
 from mmrec_tf.data.feature_space import FeatureSpace
@@ -17,7 +18,9 @@ from mmrec_tf.data.labels import (
     sampling_distribution,
     user_positives,
 )
-from mmrec_tf.data.pipeline import Examples, build_examples
+from mmrec_tf.data.dataset import Dataset
+from mmrec_tf.data.pipeline import VISIBLE_HISTORY, Examples, build_examples
+from mmrec_tf.data.schema import Feature, Schema
 from mmrec_tf.data.sources import make_synthetic
 from mmrec_tf.data.splits import leave_last_out, temporal_fraction_split
 from mmrec_tf.evaluation.ranking_evaluator import evaluate_ranking, predict_examples
@@ -127,6 +130,72 @@ def test_build_rating_examples_histories():
     assert positive["test"].history[0].tolist() == expected
 
 
+def _toy_ratings():
+    """u1 rates a..j (ratings 5 1 4 2 3 5 4 1 2 5), u2 rates j i h g f (1 2 3 4 5), one per time step."""
+    schema = Schema([Feature("user_id", "id", "user"), Feature("item_id", "id", "item"),
+                     Feature("rating", "label", "interaction"), Feature("timestamp", "timestamp", "interaction")])
+    log = pd.DataFrame({"user_id": ["u1"] * 10 + ["u2"] * 5, "item_id": list("abcdefghij") + list("jihgf"),
+                        "rating": [5.0, 1, 4, 2, 3, 5, 4, 1, 2, 5] + [1, 2, 3, 4, 5],
+                        "timestamp": list(range(10)) + list(range(5))})
+    return Dataset(name="toy", interactions=log, schema=schema)
+
+
+def test_rated_history_holds_each_behaviours_own_earlier_rating():
+    dataset = _toy_ratings()
+    split = temporal_fraction_split(dataset, 0.2, 0.2)  # u1: 6 train, 2 valid, 2 test; u2: 3 / 1 / 1
+    space = FeatureSpace.build(dataset)
+    rated = build_rating_examples(split, space, max_history=4, history="rated")
+    letters = lambda row: "".join(space.item_vocab.ids[i - 1] if i else "." for i in row)  # noqa: E731
+
+    train = rated["train"]
+    assert [letters(row) for row in train.history[:6]] == ["....", "a...", "ab..", "abc.", "abcd", "bcde"]
+    assert train.extras["history_rating"][:6].tolist() == [[0, 0, 0, 0], [5, 0, 0, 0], [5, 1, 0, 0],
+                                                           [5, 1, 4, 0], [5, 1, 4, 2], [1, 4, 2, 3]]
+    # valid rows (g, h) see train rows only: h's history has not g (rated 4 just before it)
+    assert [letters(row) for row in rated["valid"].history[:2]] == ["cdef", "cdef"]
+    assert rated["valid"].extras["history_rating"][:2].tolist() == [[4, 2, 3, 5], [4, 2, 3, 5]]
+    # test rows (i, j) see train and valid rows, never an earlier test row (i, rated 2)
+    assert [letters(row) for row in rated["test"].history[:2]] == ["efgh", "efgh"]
+    assert rated["test"].extras["history_rating"][:2].tolist() == [[3, 5, 4, 1], [3, 5, 4, 1]]
+    # u2 rated j 1 (u1 rated it 5): a history holds the user's own rating of the item
+    assert letters(rated["test"].history[2]) == "jihg"
+    assert rated["test"].extras["history_rating"][2].tolist() == [1, 2, 3, 4]
+    # the items are those of history="all"; "positive" keeps the liked ones only
+    all_items = build_rating_examples(split, space, max_history=4, history="all")
+    for name in rated:
+        np.testing.assert_array_equal(rated[name].history, all_items[name].history)
+    positive = build_rating_examples(split, space, max_history=4, history="positive")
+    assert letters(positive["test"].history[0]) == "acfg" and "history_rating" not in positive["test"].extras
+
+
+def test_rated_history_matches_a_brute_force_replay_of_the_log():
+    dataset = make_synthetic(num_users=8, num_items=10, num_clusters=2, interactions_per_user=15, seed=5)
+    split = temporal_fraction_split(dataset, 0.2, 0.2)
+    space = FeatureSpace.build(dataset)
+    rated = build_rating_examples(split, space, max_history=5, history="rated")
+    log = split.log
+    for name, examples in rated.items():
+        rows = log[log["split"] == name]
+        assert len(rows) == len(examples)
+        for k, (_, row) in enumerate(rows.iterrows()):
+            earlier = log[(log["user_id"] == row["user_id"]) & (log["position"] < row["position"])
+                          & log["split"].isin(VISIBLE_HISTORY[name])].tail(5)
+            width = len(earlier)
+            assert examples.history[k, :width].tolist() == space.item_vocab.lookup(earlier["item_id"]).tolist()
+            assert examples.extras["history_rating"][k, :width].tolist() == earlier["rating"].astype(int).tolist()
+            assert not examples.history[k, width:].any() and not examples.extras["history_rating"][k, width:].any()
+
+
+def test_rated_history_needs_whole_ratings():
+    dataset = _toy_ratings()
+    dataset.interactions.loc[3, "rating"] = 3.5
+    split = temporal_fraction_split(dataset, 0.2, 0.2)
+    with pytest.raises(ValueError, match="whole numbers >= 1 .* row 3 has 3.5"):
+        build_rating_examples(split, FeatureSpace.build(dataset), max_history=4, history="rated")
+    with pytest.raises(ValueError, match="history must be one of"):
+        build_rating_examples(split, FeatureSpace.build(dataset), history="liked")
+
+
 def test_temporal_fraction_split_keeps_each_users_future_for_test():
     dataset = make_synthetic(num_users=5, num_items=10, num_clusters=2, interactions_per_user=20, seed=4)
     split = temporal_fraction_split(dataset, valid_fraction=0.1, test_fraction=0.25)
@@ -183,6 +252,25 @@ def test_target_attention_matches_numpy_and_masks_padding():
     np.testing.assert_allclose(weights, expected, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(pooled, np.einsum("bl,bld->bd", expected, history), rtol=1e-5, atol=1e-6)
     assert (np.asarray(weights)[~mask] == 0).all()
+
+
+def test_target_attention_softmax_normalises_over_the_unmasked_positions_and_pools_values():
+    rng = np.random.default_rng(2)
+    history = rng.normal(size=(2, 4, 3)).astype("float32")
+    target = rng.normal(size=(2, 3)).astype("float32")
+    values = rng.normal(size=(2, 4, 5)).astype("float32")
+    mask = np.array([[True, True, True, False], [False, False, False, False]])
+    raw = TargetAttention(hidden_units=(5,), activation="prelu")
+    normalised = TargetAttention(hidden_units=(5,), activation="prelu", softmax=True)
+    raw(history, target, mask=mask)
+    normalised(history, target, mask=mask)
+    normalised.set_weights(raw.get_weights())
+    _, scores = raw(history, target, mask=mask)
+    pooled, weights = normalised(history, target, mask=mask, values=values)
+    first = np.exp(np.asarray(scores)[0, :3])
+    np.testing.assert_allclose(weights[0], np.r_[first / first.sum(), 0.0], rtol=1e-5, atol=1e-6)
+    assert (np.asarray(weights)[1] == 0).all() and np.isfinite(pooled).all()  # only padding: no NaN
+    np.testing.assert_allclose(pooled, np.einsum("bl,bld->bd", weights, values), rtol=1e-5, atol=1e-6)
 
 
 # === models ===
@@ -359,3 +447,120 @@ def test_mini_batch_aware_l2_matches_numpy():
     with_penalty = model.compute_loss(x=batch, y_pred=predictions, training=True)
     without = model.compute_loss(x=batch, y_pred=predictions, training=False)
     assert float(with_penalty) - float(without) == pytest.approx(expected, rel=1e-4)
+
+
+# === rating-aware behaviours ===
+
+GENRES = {"genres": {"kind": "multi_categorical", "shape": [4], "cardinality": 4}}
+
+
+def _genre_table():
+    """Items 1..40, genre = item % 4 (one-hot); row 0 (padding) has none."""
+    table = np.zeros((41, 4), "float32")
+    table[np.arange(1, 41), np.arange(1, 41) % 4] = 1.0
+    return table
+
+
+def _liked_similar_data(seed, num_users, targets_per_user=4):
+    """Planted signal: a target is liked iff the user rated its genre's history movies high.
+
+    Every user likes 2 of the 4 genres; the history holds 2 movies of each genre (8 in all, shuffled),
+    rated 4-5 in a liked genre and 1-2 otherwise. P(click) = 0.9 on a liked genre, 0.1 otherwise. Users
+    are all unknown (index 0). Summed over the history, the item vectors and the rating vectors are the
+    same for every user (2 movies per genre, 4 high and 4 low ratings), so sum pooling cannot tell which
+    genres were liked; attention to the target's genre can read their ratings.
+    """
+    rng = np.random.default_rng(seed)
+    items = np.arange(1, 41)
+    histories, ratings, targets, labels = [], [], [], []
+    for _ in range(num_users):
+        liked = np.zeros(4, bool)
+        liked[rng.choice(4, size=2, replace=False)] = True
+        history = rng.permutation(np.concatenate([rng.choice(items[items % 4 == g], 2, replace=False)
+                                                  for g in range(4)]))
+        rating = np.where(liked[history % 4], rng.integers(4, 6, size=8), rng.integers(1, 3, size=8))
+        for target in rng.integers(1, 41, size=targets_per_user):
+            histories.append(history)
+            ratings.append(rating)
+            targets.append(target)
+            labels.append(float(rng.random() < (0.9 if liked[target % 4] else 0.1)))
+    count = len(targets)
+    return Examples(np.zeros(count, np.int32), np.array(targets, np.int32), np.array(histories, np.int32),
+                    {"history_rating": np.array(ratings, np.int32), "label": np.array(labels, np.float32)})
+
+
+def _genre_model(cls, **arguments):
+    keras.utils.set_random_seed(0)
+    model = cls(num_users=1, num_items=40, item_feature_specs=GENRES, embedding_dim=8, hidden_units=[16],
+                max_history=8, **arguments)
+    model.item_encoder.set_tables({"genres": _genre_table()})
+    return model
+
+
+def test_rating_aware_din_learns_how_the_user_rated_similar_movies():
+    train, test = _liked_similar_data(0, num_users=1200), _liked_similar_data(1, num_users=300)
+    models = {"din": _genre_model(DIN, rating_levels=5, attention_units=[8], attention_softmax=True,
+                                  attention_features="content"),
+              "sum_pooling": _genre_model(EmbeddingMLP, rating_levels=5),
+              "din_without_ratings": _genre_model(DIN, attention_units=[8])}
+    scores = {}
+    for name, model in models.items():
+        train_model(model, train, TrainingConfig(epochs=6, batch_size=64, learning_rate=0.01, jit_compile=False),
+                    verbose=0)
+        scores[name] = auc(test.extras["label"], predict_examples(model, test))
+    random_auc = auc(test.extras["label"], np.random.default_rng(0).random(len(test)))
+    # the Bayes AUC is about 0.9; the two others have nothing to go on
+    assert scores["din"] > 0.8 and scores["din"] > random_auc + 0.25, scores
+    assert scores["din"] > scores["sum_pooling"] + 0.25, scores
+    assert scores["din"] > scores["din_without_ratings"] + 0.25, scores
+
+
+def test_rating_aware_model_checks_its_history_rating_feature():
+    model = _genre_model(EmbeddingMLP, rating_levels=5)
+    examples = _liked_similar_data(0, num_users=2)
+    model.make_dataset(examples, 4)
+    without = Examples(examples.user_id, examples.item_id, examples.history, {"label": examples.extras["label"]})
+    with pytest.raises(ValueError, match="needs the examples' 'history_rating' field .* history='rated'"):
+        model.make_dataset(without, 4)
+    too_high = dict(examples.extras, history_rating=examples.extras["history_rating"] + 1)
+    with pytest.raises(ValueError, match="history_rating must be 1..5 at every history item and 0 at padding"):
+        model.make_dataset(Examples(examples.user_id, examples.item_id, examples.history, too_high), 4)
+    with pytest.raises(ValueError, match="needs the 'history_rating' feature"):
+        model({"user_id": examples.user_id[:1], "history": examples.history[:1], "item_id": examples.item_id[:1]})
+    with pytest.raises(ValueError, match="rating_levels must be a whole number"):
+        EmbeddingMLP(num_users=2, num_items=2, rating_levels=2.5)
+
+
+def test_rated_din_saves_loads_and_scores_candidates_like_each_pair(synthetic_space, tmp_path):
+    keras.utils.set_random_seed(0)
+    model = create_model("din", space=synthetic_space, **TINY["din"], rating_levels=5, attention_softmax=True,
+                         attention_features="content")
+    features = dict(FEATURES, history_rating=np.where(FEATURES["history"] > 0, [[5, 1, 3, 0, 0, 0]], 0))
+    before = model(features)
+    path = tmp_path / "rated_din.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert loaded.get_config() == model.get_config() and loaded.get_config()["attention_features"] == "content"
+    np.testing.assert_array_equal(loaded(features), before)
+    scores = np.asarray(model.score_candidates(features, CANDIDATES))
+    for column in range(CANDIDATES.shape[1]):
+        np.testing.assert_allclose(scores[:, column], model(dict(features, item_id=CANDIDATES[:, column])),
+                                   rtol=1e-5, atol=1e-6)
+    # the ratings matter: the same items rated otherwise score otherwise
+    flipped = dict(features, history_rating=np.where(features["history_rating"] > 0, 6 - features["history_rating"], 0))
+    assert not np.allclose(model.score_candidates(flipped, CANDIDATES)[0], scores[0])
+
+
+def test_content_attention_ignores_the_id_embeddings(synthetic_space):
+    keras.utils.set_random_seed(1)
+    model = create_model("din", space=synthetic_space, **TINY["din"], attention_features="content")
+    before = np.asarray(model.attention_weights(FEATURES, CANDIDATES))
+    scores = np.asarray(model.score_candidates(FEATURES, CANDIDATES))
+    table = model.item_encoder.id_embedding.embeddings
+    table.assign(np.random.default_rng(0).normal(size=table.shape).astype("float32"))
+    np.testing.assert_allclose(model.attention_weights(FEATURES, CANDIDATES), before, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(model.score_candidates(FEATURES, CANDIDATES), scores)  # the pooled vectors use them
+    with pytest.raises(ValueError, match="attention_features must be one of"):
+        DIN(num_users=2, num_items=2, attention_features="ids")
+    with pytest.raises(ValueError, match="has none"):
+        DIN(num_users=2, num_items=2, attention_features="content")

@@ -10,7 +10,8 @@ Three ways to get labels:
   gets ``ratio`` sampled items the user never interacted with, labelled 0.
 
 :func:`build_rating_examples` does the DIN paper's MovieLens setup in one
-call: threshold labels, and histories made of the user's earlier liked items.
+call: threshold labels, and histories made of the user's earlier liked items
+(or of every earlier rated item with its rating alongside, ``history="rated"``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from mmrec_tf.data.pipeline import VISIBLE_HISTORY, Examples, build_examples
 from mmrec_tf.data.splits import SPLITS, Split
 
 SAMPLERS = ("uniform", "popularity")
-HISTORIES = ("all", "positive")
+HISTORIES = ("all", "positive", "rated")
 MAX_REJECTION_ROUNDS = 50
 
 
@@ -205,10 +206,16 @@ def build_rating_examples(split: Split, space: FeatureSpace, max_history: int = 
     :func:`~mmrec_tf.data.pipeline.build_examples`). ``history="positive"``:
     only the earlier items the user rated ``>= threshold`` — the behaviours a
     click log would hold, since a history of item ids cannot say whether the
-    user liked them. Either way the visibility rules are
-    :func:`~mmrec_tf.data.pipeline.build_examples`' (a train row sees earlier
-    train rows, valid rows earlier train rows, test rows earlier train and
-    valid rows), histories are oldest first and 0-padded at the end.
+    user liked them. ``history="rated"``: every earlier rated item, plus
+    ``extras["history_rating"]`` (int32 ``[N, max_history]``, aligned with
+    ``history``: position ``j`` holds the rating the user gave history item
+    ``j``, 0 at padding), so a model can tell liked from disliked behaviours
+    (:class:`~mmrec_tf.models.EmbeddingMLP`'s ``rating_levels``); the ratings
+    must then be whole numbers ``>= 1`` (MovieLens: 1-5 stars). Either way
+    the visibility rules are :func:`~mmrec_tf.data.pipeline.build_examples`'
+    (a train row sees earlier train rows, valid rows earlier train rows, test
+    rows earlier train and valid rows), so a history never holds the example's
+    own or a later rating; histories are oldest first and 0-padded at the end.
 
     Example:
     >>> from mmrec_tf.data.sources import make_synthetic
@@ -217,6 +224,11 @@ def build_rating_examples(split: Split, space: FeatureSpace, max_history: int = 
     >>> examples = build_rating_examples(leave_last_out(ds), FeatureSpace.build(ds), max_history=4)
     >>> sorted(examples["test"].extras), examples["test"].history.shape
     (['label', 'rating', 'timestamp'], (2, 4))
+    >>> rated = build_rating_examples(leave_last_out(ds), FeatureSpace.build(ds), max_history=4, history="rated")
+    >>> sorted(rated["test"].extras), rated["test"].extras["history_rating"].shape
+    (['history_rating', 'label', 'rating', 'timestamp'], (2, 4))
+    >>> bool(((rated["test"].extras["history_rating"] > 0) == (rated["test"].history > 0)).all())
+    True
     """
     if history not in HISTORIES:
         raise ValueError(f"history must be one of {HISTORIES}, got {history!r}")
@@ -229,18 +241,31 @@ def build_rating_examples(split: Split, space: FeatureSpace, max_history: int = 
         return examples
     log = split.log
     items = space.item_vocab.lookup(log["item_id"])
-    liked = log[column].to_numpy(dtype=np.float64) >= threshold
+    ratings = log[column].to_numpy(dtype=np.float64)
+    if history == "rated":
+        bad = np.flatnonzero((ratings != np.round(ratings)) | (ratings < 1))
+        if bad.size:
+            raise ValueError(f"build_rating_examples(history='rated'): field {column!r} must hold whole numbers "
+                             f">= 1 (they become rating levels); row {int(bad[0])} has {ratings[bad[0]]}")
+        kept = np.ones(len(log), bool)
+    else:
+        kept = ratings >= threshold
     labels = log["split"].to_numpy()
     users = log["user_id"].to_numpy()
     histories = np.zeros((len(log), max_history), np.int32)
+    history_ratings = np.zeros((len(log), max_history), np.int32)
     seen: dict[str, list[tuple[int, int]]] = {}
     for row in range(len(log)):
         if row == 0 or users[row] != users[row - 1]:
             seen = {name: [] for name in SPLITS}
         past = sorted(entry for visible in VISIBLE_HISTORY[labels[row]] for entry in seen[visible][-max_history:])
-        histories[row, :len(past[-max_history:])] = [item for _, item in past[-max_history:]]
-        if liked[row]:
+        past = past[-max_history:]
+        histories[row, :len(past)] = [item for _, item in past]
+        history_ratings[row, :len(past)] = [ratings[earlier] for earlier, _ in past]
+        if kept[row]:
             seen[labels[row]].append((row, items[row]))
     for name, part in examples.items():
         part.history = histories[labels == name]
+        if history == "rated":
+            part.extras["history_rating"] = history_ratings[labels == name]
     return examples

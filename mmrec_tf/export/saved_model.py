@@ -25,14 +25,22 @@ def check_model_name(name: str) -> str:
     return name
 
 
-def example_requests(space, max_history: int, num_candidates: int = 5, batch: int = 2) -> dict:
-    """Realistic inputs for warm-up records: known users, their first items as history."""
+def example_requests(space, max_history: int, num_candidates: int = 5, batch: int = 2,
+                     rating_levels: int = 0) -> dict:
+    """Realistic inputs for warm-up records: known users, their first items as history.
+
+    With ``rating_levels`` also ``history_rating``: a rating ``1..rating_levels`` per history item, 0 at padding.
+    """
     users = list(space.user_vocab.ids[:batch]) or ["unknown"]
     items = list(space.item_vocab.ids)
     history_length = min(max_history, max(1, len(items) - 1), 10)
     history = [[items[(row + j) % len(items)] for j in range(history_length)] + [""] for row in range(len(users))]
     candidates = [[items[(row * 7 + j) % len(items)] for j in range(num_candidates)] for row in range(len(users))]
-    return {"user_id": users, "history": history, "candidates": candidates, "item_id": items[: len(users)]}
+    requests = {"user_id": users, "history": history, "candidates": candidates, "item_id": items[: len(users)]}
+    if rating_levels:
+        requests["history_rating"] = [[1 + (row + j) % rating_levels for j in range(history_length)] + [0]
+                                      for row in range(len(users))]
+    return requests
 
 
 def export_model(model, space, saved_models_dir: str | os.PathLike, name: str,
@@ -71,12 +79,13 @@ def export_model(model, space, saved_models_dir: str | os.PathLike, name: str,
             catalog_ids = prepared.item_ids
     module = ServingModule(model, space, k=k, index=index, catalog_ids=catalog_ids)
     signatures = module.signatures()
-    inputs = example_requests(space, module.max_history or 10)
+    inputs = example_requests(space, module.max_history or 10, rating_levels=module.rating_levels)
 
     def write(folder: pathlib.Path) -> None:
         tf.saved_model.save(module, str(folder), signatures=signatures)
         if warmup:
-            requests = [(signature, {n: np.asarray(inputs[n], dtype=object) for n in names})
+            requests = [(signature, {n: np.asarray(inputs[n], dtype=np.int32 if n == "history_rating" else object)
+                                     for n in names})
                         for signature, names in module.signature_inputs.items()]
             write_warmup_requests(folder, requests, model_name=name)
 

@@ -12,6 +12,7 @@ from mmrec_tf.layers.history import most_recent_history
 
 STRING_VECTOR = tf.TensorSpec([None], tf.string)
 STRING_MATRIX = tf.TensorSpec([None, None], tf.string)
+INT_MATRIX = tf.TensorSpec([None, None], tf.int32)
 
 
 def _string_table(ids: np.ndarray, name: str) -> tf.lookup.StaticHashTable:
@@ -36,6 +37,10 @@ class ServingModule(tf.Module):
       ``item_embedding(item_id)``
     - ranking models with attention: ``explain(user_id, history, candidates)
       → {"weights" [B, C, max_history], "history_item_ids" [B, max_history]}``
+    - rating-aware ranking models (``rating_levels`` > 0): ``score`` and
+      ``explain`` also take ``history_rating`` (int32 ``[B, L]``, aligned with
+      ``history``: the rating ``1..rating_levels`` the user gave each history
+      item, 0 at padding)
 
     ``history`` is oldest first, padded at the end with ``""``, any length;
     the model keeps the most recent items it supports. Outputs are float32
@@ -60,7 +65,10 @@ class ServingModule(tf.Module):
         self.num_items = space.num_items
         self.is_retrieval = getattr(model, "task_type", "retrieval") == "retrieval"
         self.max_history = getattr(model, "max_history", None)
+        self.rating_levels = int(getattr(model, "rating_levels", 0) or 0)
         specs = {"score": {"user_id": STRING_VECTOR, "history": STRING_MATRIX, "candidates": STRING_MATRIX}}
+        if self.rating_levels:
+            specs["score"]["history_rating"] = INT_MATRIX
         if self.is_retrieval:
             catalog = _catalog_indices(space, catalog_ids)
             self.index = make_retrieval_index(index, model.all_item_embeddings()[catalog - 1], k)
@@ -86,14 +94,19 @@ class ServingModule(tf.Module):
         for name, inputs in specs.items():
             setattr(self, name, tf.function(getattr(self, f"_{name}"), input_signature=list(inputs.values())))
 
-    def _features(self, user_id, history):
+    def _features(self, user_id, history, history_rating=None):
         history_index = self.item_lookup.lookup(history)
-        model_history = (most_recent_history(history_index, self.max_history)
-                         if self.max_history else history_index)
-        return {"user_id": self.user_lookup.lookup(user_id), "history": model_history}, history_index
+        features = {"user_id": self.user_lookup.lookup(user_id)}
+        if history_rating is None:
+            features["history"] = (most_recent_history(history_index, self.max_history)
+                                   if self.max_history else history_index)
+        else:  # the ratings move with their items (unknown items are dropped with their rating)
+            features["history"], features["history_rating"] = most_recent_history(
+                history_index, self.max_history, aligned=history_rating)
+        return features, history_index
 
-    def _score(self, user_id, history, candidates):
-        features, _ = self._features(user_id, history)
+    def _score(self, user_id, history, candidates, history_rating=None):
+        features, _ = self._features(user_id, history, history_rating)
         scores = self.model.score_candidates(features, self.item_lookup.lookup(candidates))
         return {"scores": tf.cast(scores, tf.float32)}
 
@@ -112,8 +125,8 @@ class ServingModule(tf.Module):
     def _item_embedding(self, item_id):
         return {"embedding": tf.cast(self.model.encode_items(self.item_lookup.lookup(item_id)), tf.float32)}
 
-    def _explain(self, user_id, history, candidates):
-        features, _ = self._features(user_id, history)
+    def _explain(self, user_id, history, candidates, history_rating=None):
+        features, _ = self._features(user_id, history, history_rating)
         weights = self.model.attention_weights(features, self.item_lookup.lookup(candidates))
         history_ids = tf.gather(tf.concat([[""], self.item_ids], axis=0), features["history"])
         return {"weights": tf.cast(weights, tf.float32), "history_item_ids": history_ids}

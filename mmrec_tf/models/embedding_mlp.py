@@ -37,6 +37,16 @@ class EmbeddingMLP(RankingModel):
     ``[user, pooled history, target]`` go through ``hidden_units`` dense layers
     with PReLU or Dice activations to one logit.
 
+    ``rating_levels`` (default 0: off) makes the behaviours rating-aware:
+    each history position's rating ``1..rating_levels`` (the
+    ``history_rating`` feature, aligned with ``history``, 0 at padding; see
+    :func:`~mmrec_tf.data.labels.build_rating_examples` with
+    ``history="rated"``) is embedded into a vector of the item vectors' size
+    and added to that behaviour's item vector, so a history can hold disliked
+    movies too and say so. Sum pooling then only adds up the rating vectors
+    (how the user rates on average); target attention can weigh how the user
+    rated the movies like the target.
+
     ``embedding_l2`` turns on the paper's mini-batch aware regularization
     (sec. 5.1) of the user and item id embeddings, in its exact
     per-occurrence form: each batch adds ``embedding_l2 * ||w_j||^2 / n_j``
@@ -53,13 +63,21 @@ class EmbeddingMLP(RankingModel):
     ...                      "item_id": np.array([4, 5])})
     >>> tuple(probability.shape), bool(((probability > 0) & (probability < 1)).numpy().all())
     ((2,), True)
+    >>> rated = EmbeddingMLP(num_users=3, num_items=5, embedding_dim=4, hidden_units=(8,), max_history=2,
+    ...                      rating_levels=5)
+    >>> features = {"user_id": np.array([1]), "history": np.array([[1, 2]]), "item_id": np.array([4])}
+    >>> liked = rated({**features, "history_rating": np.array([[5, 5]])})
+    >>> disliked = rated({**features, "history_rating": np.array([[1, 1]])})
+    >>> bool(liked.numpy()[0] != disliked.numpy()[0])
+    True
     """
 
     def __init__(self, num_users: int, num_items: int, item_feature_specs: dict | None = None,
                  user_feature_specs: dict | None = None, embedding_dim: int = 16,
                  hidden_units: tuple[int, ...] | list[int] = (200, 80), activation: str = "prelu",
                  dropout: float = 0.0, max_history: int = 50, use_user_id: bool = True, embedding_l2: float = 0.0,
-                 task_loss: str = "binary_crossentropy", label_feature: str = "label", **kwargs):
+                 rating_levels: int = 0, task_loss: str = "binary_crossentropy", label_feature: str = "label",
+                 **kwargs):
         super().__init__(num_users=num_users, num_items=num_items, task_loss=task_loss,
                          label_feature=label_feature, **kwargs)
         if max_history < 1:
@@ -68,6 +86,8 @@ class EmbeddingMLP(RankingModel):
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         if embedding_l2 < 0:
             raise ValueError(f"embedding_l2 must be >= 0, got {embedding_l2}")
+        if isinstance(rating_levels, bool) or int(rating_levels) != rating_levels or rating_levels < 0:
+            raise ValueError(f"rating_levels must be a whole number >= 0, got {rating_levels!r}")
         self.item_feature_specs = dict(item_feature_specs or {})
         self.user_feature_specs = dict(user_feature_specs or {})
         self.embedding_dim = embedding_dim
@@ -77,8 +97,12 @@ class EmbeddingMLP(RankingModel):
         self.max_history = max_history
         self.use_user_id = use_user_id
         self.embedding_l2 = embedding_l2
+        self.rating_levels = int(rating_levels)
         self.item_encoder = ItemFeatureEncoder(num_items, embedding_dim, feature_specs=self.item_feature_specs,
                                                name="item_encoder")
+        self.rating_embedding = (keras.layers.Embedding(self.rating_levels + 1, self.item_encoder.output_size,
+                                                        name="history_rating_embedding")
+                                 if self.rating_levels else None)
         self.user_encoder = (ItemFeatureEncoder(num_users, embedding_dim, feature_specs=self.user_feature_specs,
                                                 use_id=use_user_id, name="user_encoder")
                              if use_user_id or self.user_feature_specs else None)
@@ -105,6 +129,8 @@ class EmbeddingMLP(RankingModel):
         for encoder in (self.item_encoder, self.user_encoder):
             if encoder is not None and not encoder.built:
                 encoder.build()
+        if self.rating_embedding is not None:
+            self.rating_embedding.build((None, self.max_history))
         self.build_pooling()
         width = self.mlp_input_size()
         for dense, activation in zip(self.hidden_layers, self.hidden_activations):
@@ -118,6 +144,24 @@ class EmbeddingMLP(RankingModel):
             if self.use_user_id:
                 self.user_frequency = self.add_weight(name="user_frequency", shape=(self.num_users + 1,),
                                                       initializer="ones", trainable=False)
+
+    def check_examples(self, examples) -> None:
+        """Also check the ``history_rating`` feature of a rating-aware model (aligned, ``0..rating_levels``)."""
+        super().check_examples(examples)
+        if not self.rating_levels:
+            return
+        ratings = examples.extras.get("history_rating")
+        if ratings is None:
+            raise ValueError(f"{type(self).__name__}: rating_levels={self.rating_levels} needs the examples' "
+                             f"'history_rating' field (they have {sorted(examples.extras)}); build them with "
+                             "build_rating_examples(..., history='rated')")
+        ratings = np.asarray(ratings)
+        if ratings.shape != examples.history.shape:
+            raise ValueError(f"{type(self).__name__}: history_rating has shape {ratings.shape}, history "
+                             f"{examples.history.shape}; they must be aligned")
+        if ((ratings < 0) | (ratings > self.rating_levels)).any() or ((ratings == 0) != (examples.history == 0)).any():
+            raise ValueError(f"{type(self).__name__}: history_rating must be 1..{self.rating_levels} at every "
+                             "history item and 0 at padding")
 
     def prepare(self, train_examples) -> None:
         """Check the training examples; with ``embedding_l2``, count how often each id occurs in them."""
@@ -160,10 +204,22 @@ class EmbeddingMLP(RankingModel):
         """Sum of the history item vectors ``[B, L, D]`` where ``mask`` is True → ``[B, D]``."""
         return ops.sum(history_vectors * ops.expand_dims(ops.cast(mask, history_vectors.dtype), -1), axis=1)
 
-    def raw_score(self, features, training=False):
+    def encode_history(self, features):
+        """The behaviours' vectors ``[B, L, D]`` (item vector, plus its rating's with ``rating_levels``) and mask."""
         history = ops.cast(features["history"], "int32")
+        vectors = self.item_encoder(history)
+        if self.rating_embedding is not None:
+            if "history_rating" not in features:
+                raise ValueError(f"{type(self).__name__}: rating_levels={self.rating_levels} needs the "
+                                 "'history_rating' feature, aligned with 'history'")
+            ratings = ops.clip(ops.cast(features["history_rating"], "int32"), 0, self.rating_levels)
+            vectors = vectors + ops.cast(self.rating_embedding(ratings), vectors.dtype)
+        return vectors, ops.not_equal(history, 0)
+
+    def raw_score(self, features, training=False):
         target = self.item_encoder(ops.cast(features["item_id"], "int32"))
-        pooled = self.pool_history(self.item_encoder(history), ops.not_equal(history, 0), target, training=training)
+        history_vectors, mask = self.encode_history(features)
+        pooled = self.pool_history(history_vectors, mask, target, training=training)
         parts = [pooled, target]
         if self.user_encoder is not None:
             parts.insert(0, self.user_encoder(ops.cast(features["user_id"], "int32")))
@@ -177,5 +233,6 @@ class EmbeddingMLP(RankingModel):
         config.update({"item_feature_specs": self.item_feature_specs, "user_feature_specs": self.user_feature_specs,
                        "embedding_dim": self.embedding_dim, "hidden_units": self.hidden_units,
                        "activation": self.activation, "dropout": self.dropout, "max_history": self.max_history,
-                       "use_user_id": self.use_user_id, "embedding_l2": self.embedding_l2})
+                       "use_user_id": self.use_user_id, "embedding_l2": self.embedding_l2,
+                       "rating_levels": self.rating_levels})
         return config
