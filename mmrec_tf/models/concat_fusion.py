@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from mmrec_tf.models.multimodal_retrieval_model import MultimodalRetrievalModel, apply_stack, dense_stack
+from mmrec_tf.models.multimodal_retrieval_model import MultimodalRetrievalModel, apply_stack, build_stack, dense_stack
 from mmrec_tf.registry import register_model
 
 
@@ -44,10 +44,7 @@ class ConcatFusion(MultimodalRetrievalModel):
         self.item_mlp = dense_stack(self.hidden_units, self.embedding_dim, "item_mlp")
 
     def _build_fusion(self) -> int:
-        width = self.num_modalities * self.embedding_dim
-        for layer in self.item_mlp:
-            layer.build((None, width))
-            width = layer.units
+        build_stack(self.item_mlp, self.num_modalities * self.embedding_dim)
         return self.embedding_dim
 
     def _fuse_items(self, tokens, present, training=False) -> dict:

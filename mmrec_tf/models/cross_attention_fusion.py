@@ -6,7 +6,7 @@ import keras
 from keras import ops
 
 from mmrec_tf.layers.modality_cross_attention import ModalityCrossAttention
-from mmrec_tf.models.multimodal_retrieval_model import MultimodalRetrievalModel, apply_stack, dense_stack
+from mmrec_tf.models.multimodal_retrieval_model import MultimodalRetrievalModel, apply_stack, build_stack, dense_stack
 from mmrec_tf.registry import register_model
 
 
@@ -67,10 +67,7 @@ class CrossAttentionFusion(MultimodalRetrievalModel):
     def _build_fusion(self) -> int:
         self.cross_attention.build(user_state_shape=(None, self.embedding_dim),
                                    tokens_shape=(None, self.num_modalities, self.embedding_dim))
-        width = self.num_modalities * self.embedding_dim
-        for layer in self.item_mlp:
-            layer.build((None, width))
-            width = layer.units
+        build_stack(self.item_mlp, self.num_modalities * self.embedding_dim)
         return self.embedding_dim
 
     def _fuse_items(self, tokens, present, training=False) -> dict:

@@ -6,7 +6,7 @@ import keras
 from keras import ops
 
 from mmrec_tf.layers.item_feature_encoder import ItemFeatureEncoder
-from mmrec_tf.models.retrieval_model import RetrievalModel
+from mmrec_tf.models.retrieval_model import RetrievalModel, with_item_tables
 from mmrec_tf.registry import register_model
 
 
@@ -66,15 +66,7 @@ class LSTMTwoTower(RetrievalModel):
         Any table kind works, precomputed ``vector`` features (poster, plot,
         audio vectors with their presence masks) included.
         """
-        specs = space.item_feature_specs()
-        names = list(specs) if item_features is None else list(item_features)
-        unknown = [n for n in names if n not in specs]
-        if unknown:
-            raise ValueError(f"item_features {unknown} are not in the feature space; it has {sorted(specs)}")
-        model = cls(num_users=space.num_users, num_items=space.num_items,
-                    item_feature_specs={n: specs[n] for n in names}, **kwargs)
-        model.item_encoder.set_tables({n: space.item_features[n] for n in names})
-        return model
+        return with_item_tables(cls, space, item_features, **kwargs)
 
     def build(self, input_shape=None):
         if not self.item_encoder.built:

@@ -8,7 +8,7 @@ from keras import ops
 from mmrec_tf.layers.history import most_recent_history
 from mmrec_tf.layers.item_feature_encoder import ItemFeatureEncoder
 from mmrec_tf.layers.modality_dropout import ModalityDropout
-from mmrec_tf.models.retrieval_model import RetrievalModel
+from mmrec_tf.models.retrieval_model import RetrievalModel, with_item_tables
 
 ID_MODALITY = "item_id"
 
@@ -114,15 +114,7 @@ class MultimodalRetrievalModel(RetrievalModel):
     @classmethod
     def from_feature_space(cls, space, item_features: list[str] | None = None, **kwargs):
         """Build for a feature space; ``item_features`` names the item tables to use (default: all)."""
-        specs = space.item_feature_specs()
-        names = list(specs) if item_features is None else list(item_features)
-        unknown = [n for n in names if n not in specs]
-        if unknown:
-            raise ValueError(f"item_features {unknown} are not in the feature space; it has {sorted(specs)}")
-        model = cls(num_users=space.num_users, num_items=space.num_items,
-                    item_feature_specs={n: specs[n] for n in names}, **kwargs)
-        model.item_encoder.set_tables({n: space.item_features[n] for n in names})
-        return model
+        return with_item_tables(cls, space, item_features, **kwargs)
 
     @property
     def num_modalities(self) -> int:
@@ -138,10 +130,7 @@ class MultimodalRetrievalModel(RetrievalModel):
         if self.user_id_embedding is not None:
             self.user_id_embedding.build((None,))
         fused = self._build_fusion()
-        width = 2 * fused + self.embedding_dim * int(self.use_user_id)
-        for layer in self.user_mlp:
-            layer.build((None, width))
-            width = layer.units
+        build_stack(self.user_mlp, 2 * fused + self.embedding_dim * int(self.use_user_id))
         self.built = True
 
     def _build_fusion(self) -> int:
@@ -261,6 +250,19 @@ def dense_stack(hidden_units: list[int], output_units: int, name: str) -> list[k
     """
     layers = [keras.layers.Dense(units, activation="relu", name=f"{name}_{i}") for i, units in enumerate(hidden_units)]
     return layers + [keras.layers.Dense(output_units, name=f"{name}_out")]
+
+
+def build_stack(layers: list[keras.layers.Dense], width: int) -> int:
+    """Build ``layers`` in order for ``[None, width]`` inputs; returns the output width.
+
+    Example:
+    >>> build_stack(dense_stack([3], 2, "mlp"), 5)
+    2
+    """
+    for layer in layers:
+        layer.build((None, width))
+        width = layer.units
+    return width
 
 
 def apply_stack(layers: list[keras.layers.Dense], inputs):

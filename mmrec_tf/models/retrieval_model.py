@@ -112,3 +112,29 @@ class RetrievalModel(keras.Model):
                        "remove_accidental_hits": self.remove_accidental_hits,
                        "num_hard_negatives": self.num_hard_negatives})
         return config
+
+
+def with_item_tables(cls, space, item_features: list[str] | None = None, **kwargs):
+    """``cls`` built for ``space`` on the item tables ``item_features`` (default: all), tables attached.
+
+    The ``from_feature_space`` of the models whose ``item_encoder`` is an
+    :class:`~mmrec_tf.layers.ItemFeatureEncoder` over the space's tables.
+
+    Example:
+    >>> from mmrec_tf.data import FeatureSpace, load_dataset
+    >>> from mmrec_tf.models import LSTMTwoTower
+    >>> space = FeatureSpace.build(load_dataset("synthetic", num_users=5, num_items=8, num_clusters=2))
+    >>> with_item_tables(LSTMTwoTower, space, item_features=["nope"])
+    Traceback (most recent call last):
+    ...
+    ValueError: item_features ['nope'] are not in the feature space; it has ['genres', 'title']
+    """
+    specs = space.item_feature_specs()
+    names = list(specs) if item_features is None else list(item_features)
+    unknown = [n for n in names if n not in specs]
+    if unknown:
+        raise ValueError(f"item_features {unknown} are not in the feature space; it has {sorted(specs)}")
+    model = cls(num_users=space.num_users, num_items=space.num_items,
+                item_feature_specs={n: specs[n] for n in names}, **kwargs)
+    model.item_encoder.set_tables({n: space.item_features[n] for n in names})
+    return model
