@@ -118,10 +118,21 @@ def _add_export(commands) -> None:
                              "with item_id and the training data's item feature columns (e.g. title,genres); "
                              "known items keep their embeddings, new ones are embedded from their features "
                              "(models with content features only)")
-    parser.add_argument("--index", default="auto", choices=["auto", "brute_force", "bfloat16"],
-                        help="how `retrieve` searches the catalog: exact float32 brute force, or a bfloat16 "
-                             "scan with an exact float32 re-rank (fast on CPUs for large catalogs); "
-                             "auto = brute force below 100,000 items (default: auto)")
+    parser.add_argument("--index", default="auto", type=_index_spec, metavar="{auto,brute_force,bfloat16,ivf}",
+                        help="how `retrieve` searches the catalog: exact float32 brute force, a bfloat16 scan "
+                             "with an exact float32 re-rank (fast on CPUs for large catalogs), or an inverted-file "
+                             "index that scores only the items of the partitions nearest the user, "
+                             "ivf[:nlist=N,nprobe=M]; auto picks by catalog size (default: auto)")
+
+
+def _index_spec(spec: str) -> str:
+    from mmrec_tf.export.retrieval_index import parse_index_spec
+
+    try:
+        parse_index_spec(spec)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return spec
 
 
 def _add_query(commands) -> None:

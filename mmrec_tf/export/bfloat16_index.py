@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from mmrec_tf.export.retrieval_index import RetrievalIndex, mark_empty_slots
+from mmrec_tf.export.retrieval_index import RetrievalIndex, is_member, mark_empty_slots
 
 
 class BFloat16Index(RetrievalIndex):
@@ -104,7 +104,7 @@ class BFloat16Index(RetrievalIndex):
 
         vectors = tf.gather(self.embeddings, tf.minimum(positions, self.num_items - 1))
         exact = tf.einsum("bd,bsd->bs", queries, vectors)
-        blocked = tf.logical_or(positions >= self.num_items, _is_member(positions, excluded))
+        blocked = tf.logical_or(positions >= self.num_items, is_member(positions, excluded))
         exact = tf.where(blocked, tf.constant(-np.inf, tf.float32), exact)
         top = tf.math.top_k(exact, k=self.k)
         return mark_empty_slots(tf.gather(positions, top.indices, batch_dims=1), top.values)
@@ -125,11 +125,3 @@ class BFloat16Index(RetrievalIndex):
         # negative one ranks below it, so when all chosen keys are >= 0 they are exact.
         return tf.cond(tf.reduce_all(best.values[:, -1] >= 0), lambda: best.indices, with_negative_maxima)
 
-
-def _is_member(positions: tf.Tensor, excluded: tf.Tensor) -> tf.Tensor:
-    """``positions[b, s] in excluded[b]`` for every row, by binary search in the sorted row."""
-    sentinel = tf.fill([tf.shape(excluded)[0], 1], tf.constant(-2, excluded.dtype))
-    ordered = tf.sort(tf.concat([excluded, sentinel], axis=1), axis=1)
-    found = tf.searchsorted(ordered, positions, side="left", out_type=tf.int32)
-    found = tf.minimum(found, tf.shape(ordered)[1] - 1)
-    return tf.equal(tf.gather(ordered, found, batch_dims=1), positions)

@@ -4,16 +4,19 @@ An index holds the catalog's item embeddings (row ``p`` = catalog position
 ``p``) as variables of the SavedModel and answers
 ``search(queries [B, D], excluded [B, L]) -> (positions [B, k], scores [B, k])``
 with stock TensorFlow ops only (the stock TF Serving binary has no ScaNN ops).
-Two implementations:
+Three implementations:
 
 * :class:`~mmrec_tf.export.brute_force_index.BruteForceIndex` - exact: one
   float32 matmul over the catalog and ``tf.math.top_k``.
 * :class:`~mmrec_tf.export.bfloat16_index.BFloat16Index` - a bfloat16 scan of
   the catalog that keeps a shortlist, re-ranked exactly in float32; several
   times faster on CPUs with AVX512_BF16 for large catalogs.
+* :class:`~mmrec_tf.export.ivf_index.IVFIndex` - an inverted file: spherical
+  k-means partitions, only the items of the partitions nearest the query are
+  scored (bfloat16), then re-ranked exactly in float32; approximate.
 
-:func:`make_retrieval_index` picks one by name; ``"auto"`` is exact brute force
-below :data:`AUTO_EXACT_MAX_ITEMS` catalog items and the bfloat16 index above.
+:func:`make_retrieval_index` picks one by name (see :func:`parse_index_spec`);
+``"auto"`` picks by catalog size.
 
 Example:
 
@@ -33,7 +36,9 @@ import tensorflow as tf
 # CPU (dim 64, K 100, batch 32): 50,000 items 9.3 ms exact vs 9.9 ms bfloat16; 100,000 items
 # 16 vs 11 ms; 200,000 items 29 vs 13 ms; at batch 1 the two are equal up to 200,000 items.
 AUTO_EXACT_MAX_ITEMS = 100_000
-INDEX_KINDS = ("auto", "brute_force", "bfloat16")
+AUTO_BFLOAT16_MAX_ITEMS = 1_000_000
+INDEX_KINDS = ("auto", "brute_force", "bfloat16", "ivf")
+IVF_OPTIONS = ("nlist", "nprobe")
 
 
 class RetrievalIndex(tf.Module):
@@ -104,12 +109,58 @@ def mark_empty_slots(positions: tf.Tensor, scores: tf.Tensor) -> tuple[tf.Tensor
     return tf.where(empty, tf.constant(-1, tf.int32), tf.cast(positions, tf.int32)), scores
 
 
-def make_retrieval_index(kind: str, embeddings: np.ndarray, k: int) -> RetrievalIndex:
-    """The retrieval index ``kind`` (one of :data:`INDEX_KINDS`) over ``embeddings``.
+def is_member(positions: tf.Tensor, excluded: tf.Tensor) -> tf.Tensor:
+    """``positions[b, s] in excluded[b]`` for every row, by binary search in the sorted row.
+
+    Example:
+
+    >>> is_member(tf.constant([[3, 1, 2]]), tf.constant([[2, 3, -1]])).numpy().tolist()
+    [[True, False, True]]
+    """
+    sentinel = tf.fill([tf.shape(excluded)[0], 1], tf.constant(-2, excluded.dtype))
+    ordered = tf.sort(tf.concat([excluded, sentinel], axis=1), axis=1)
+    found = tf.searchsorted(ordered, positions, side="left", out_type=tf.int32)
+    found = tf.minimum(found, tf.shape(ordered)[1] - 1)
+    return tf.equal(tf.gather(ordered, found, batch_dims=1), positions)
+
+
+def parse_index_spec(spec: str) -> tuple[str, dict]:
+    """``"ivf:nlist=1024,nprobe=32"`` -> ``("ivf", {"nlist": 1024, "nprobe": 32})``; one clear error otherwise.
+
+    Only ``ivf`` takes options (``nlist``, ``nprobe``: positive ints).
+
+    Example:
+
+    >>> parse_index_spec("ivf:nlist=1024,nprobe=32")
+    ('ivf', {'nlist': 1024, 'nprobe': 32})
+    >>> parse_index_spec("bfloat16")
+    ('bfloat16', {})
+    """
+    kind, _, options = str(spec).partition(":")
+    if kind not in INDEX_KINDS:
+        raise ValueError(f"index must be one of {INDEX_KINDS} (ivf may add ':nlist=N,nprobe=M'), got {spec!r}")
+    if options and kind != "ivf":
+        raise ValueError(f"index {kind!r} takes no options, got {spec!r}")
+    parsed = {}
+    for option in filter(None, options.split(",")):
+        key, _, value = option.partition("=")
+        if key not in IVF_OPTIONS or not value.strip().isdigit() or int(value) < 1:
+            raise ValueError(f"index {spec!r}: expected options {IVF_OPTIONS} set to positive ints, "
+                             f"e.g. 'ivf:nlist=1024,nprobe=32', got {option!r}")
+        parsed[key] = int(value)
+    return kind, parsed
+
+
+def make_retrieval_index(spec: str, embeddings: np.ndarray, k: int,
+                         training_rows: np.ndarray | None = None) -> RetrievalIndex:
+    """The retrieval index ``spec`` (a kind of :data:`INDEX_KINDS`, see :func:`parse_index_spec`) over ``embeddings``.
 
     ``"auto"`` is :class:`~mmrec_tf.export.brute_force_index.BruteForceIndex`
-    for catalogs below :data:`AUTO_EXACT_MAX_ITEMS` items and
-    :class:`~mmrec_tf.export.bfloat16_index.BFloat16Index` from there on.
+    for catalogs below :data:`AUTO_EXACT_MAX_ITEMS` items,
+    :class:`~mmrec_tf.export.bfloat16_index.BFloat16Index` below
+    :data:`AUTO_BFLOAT16_MAX_ITEMS` and :class:`~mmrec_tf.export.ivf_index.IVFIndex`
+    from there on. ``training_rows`` (IVF only): the rows its partitions are
+    trained on; the other rows are only assigned to them.
 
     Example:
 
@@ -118,12 +169,17 @@ def make_retrieval_index(kind: str, embeddings: np.ndarray, k: int) -> Retrieval
     'brute_force'
     >>> make_retrieval_index("bfloat16", np.ones((10, 4), "float32"), k=5).kind
     'bfloat16'
+    >>> make_retrieval_index("ivf:nlist=2,nprobe=1", np.eye(4, dtype="float32"), k=5).nprobe
+    1
     """
     from mmrec_tf.export.bfloat16_index import BFloat16Index
     from mmrec_tf.export.brute_force_index import BruteForceIndex
+    from mmrec_tf.export.ivf_index import IVFIndex
 
-    if kind not in INDEX_KINDS:
-        raise ValueError(f"index must be one of {INDEX_KINDS}, got {kind!r}")
+    kind, options = parse_index_spec(spec)
     if kind == "auto":
-        kind = "brute_force" if len(embeddings) < AUTO_EXACT_MAX_ITEMS else "bfloat16"
+        kind = ("brute_force" if len(embeddings) < AUTO_EXACT_MAX_ITEMS
+                else "bfloat16" if len(embeddings) < AUTO_BFLOAT16_MAX_ITEMS else "ivf")
+    if kind == "ivf":
+        return IVFIndex(embeddings, k=k, training_rows=training_rows, **options)
     return (BruteForceIndex if kind == "brute_force" else BFloat16Index)(embeddings, k=k)

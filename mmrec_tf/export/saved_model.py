@@ -56,8 +56,11 @@ def export_model(model, space, saved_models_dir: str | os.PathLike, name: str,
 
     ``index`` chooses how ``retrieve`` searches the catalog: ``"brute_force"``
     (exact float32), ``"bfloat16"`` (bfloat16 scan + exact float32 re-rank of
-    a shortlist, for large catalogs on CPU) or ``"auto"`` (brute force below
-    :data:`~mmrec_tf.export.retrieval_index.AUTO_EXACT_MAX_ITEMS` items).
+    a shortlist, for large catalogs on CPU), ``"ivf[:nlist=N,nprobe=M]"``
+    (an inverted-file index: only the items of the ``nprobe`` partitions
+    nearest the user are scored; new ``catalog`` items join the partitions of
+    the known ones) or ``"auto"`` (by catalog size, see
+    :func:`~mmrec_tf.export.retrieval_index.make_retrieval_index`).
     ``catalog`` replaces the set of items ``retrieve`` returns without
     retraining: an ``items.csv`` path, a DataFrame or a list of ids; items
     the model does not know are embedded from their features (see
@@ -71,13 +74,13 @@ def export_model(model, space, saved_models_dir: str | os.PathLike, name: str,
     PosixPath('saved_models/lstm_two_tower/2')
     """
     check_model_name(name)
-    catalog_ids = None
+    catalog_ids, new_item_ids = None, []
     if catalog is not None:
         prepared = prepare_catalog(model, space, catalog)
         model, space = prepared.model, prepared.space
         if getattr(model, "task_type", "retrieval") == "retrieval":
-            catalog_ids = prepared.item_ids
-    module = ServingModule(model, space, k=k, index=index, catalog_ids=catalog_ids)
+            catalog_ids, new_item_ids = prepared.item_ids, prepared.new_item_ids
+    module = ServingModule(model, space, k=k, index=index, catalog_ids=catalog_ids, new_item_ids=new_item_ids)
     signatures = module.signatures()
     inputs = example_requests(space, module.max_history or 10, rating_levels=module.rating_levels)
 

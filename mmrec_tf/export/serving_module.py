@@ -48,7 +48,10 @@ class ServingModule(tf.Module):
     (``catalog_ids``, default: every item of the vocabulary) and never an item
     of the history; when fewer than K catalog items remain, the remaining
     slots hold id ``""`` and score ``-inf``. ``index`` picks the search:
-    ``"auto"``, ``"brute_force"`` or ``"bfloat16"``.
+    ``"auto"``, ``"brute_force"``, ``"bfloat16"`` or ``"ivf[:nlist=N,nprobe=M]"``
+    (see :func:`~mmrec_tf.export.retrieval_index.make_retrieval_index`); an IVF
+    index trains its partitions on the catalog items not in ``new_item_ids``
+    and only assigns the new ones to them.
 
     Example:
     >>> module = ServingModule(model, space, k=10)  # doctest: +SKIP
@@ -57,7 +60,7 @@ class ServingModule(tf.Module):
     """
 
     def __init__(self, model, space, k: int = 100, index: str = "auto",
-                 catalog_ids: Sequence[str] | None = None):
+                 catalog_ids: Sequence[str] | None = None, new_item_ids: Sequence[str] = ()):
         super().__init__(name="mmrec_serving")
         self.model = model
         self.user_lookup = _string_table(space.user_vocab.ids, "user_vocabulary")
@@ -71,7 +74,9 @@ class ServingModule(tf.Module):
             specs["score"]["history_rating"] = INT_MATRIX
         if self.is_retrieval:
             catalog = _catalog_indices(space, catalog_ids)
-            self.index = make_retrieval_index(index, model.all_item_embeddings()[catalog - 1], k)
+            known = ~np.isin(space.item_vocab.ids[catalog - 1], np.asarray(list(new_item_ids), dtype=object))
+            self.index = make_retrieval_index(index, model.all_item_embeddings()[catalog - 1], k,
+                                              training_rows=np.flatnonzero(known) if known.any() else None)
             self.k = self.index.k
             self.catalog_ids = tf.Variable(np.append(space.item_vocab.ids[catalog - 1], "").astype(str),
                                            dtype=tf.string, trainable=False, name="catalog_item_ids")
