@@ -8,6 +8,10 @@ import os
 import pathlib
 import sys
 
+from mmrec_tf.console import quiet_tensorflow
+
+WITHOUT_TENSORFLOW = ("list",)  # commands that answer without importing TensorFlow (see mmrec_tf.catalog)
+VERBOSE_HELP = "show TensorFlow's start-up and log lines (hidden by default)"
 SPLIT_CHOICES = ("leave_last_out", "random", "predefined", "temporal_fraction")
 FRACTION_SPLITS = ("random", "temporal_fraction")
 
@@ -217,33 +221,31 @@ def _add_convert(commands) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mmrec", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_list, _add_train, _add_convert_data, _add_evaluate, _add_export, _add_query, _add_serve_check,
                 _add_features, _add_convert):
         add(commands)
+    for command in commands.choices.values():
+        command.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS, help=VERBOSE_HELP)
     return parser
 
 
-def _quiet_tensorflow() -> None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-
 def cmd_list(args) -> int:
-    from mmrec_tf.registry import list_models, registered_model
+    from mmrec_tf.catalog import matching, model_summaries, zoo_summaries
 
-    names = list_models(args.pattern, task=args.task, zoo=args.zoo)
     if args.zoo:
-        from mmrec_tf.zoo_entry import get_zoo_entry
-
-        for name in names:
-            entry = get_zoo_entry(name)
-            values = entry.metrics.get("values", {})
-            shown = "  ".join(f"{k}={v}" for k, v in list(values.items())[:3])
-            print(f"{name:42s} {entry.task:9s} {shown}")
+        entries = zoo_summaries()
+        for name in matching(entries, args.pattern):
+            entry = entries[name]
+            if args.task in (None, entry.task):
+                shown = "  ".join(f"{k}={v}" for k, v in list(entry.values.items())[:3])
+                print(f"{name:42s} {entry.task:9s} {shown}")
     else:
-        for name in names:
-            info = registered_model(name)
-            print(f"{name:24s} {info.task:9s} {info.description}")
+        models = model_summaries()
+        for name in matching(models, args.pattern):
+            if args.task in (None, models[name].task):
+                print(f"{name:24s} {models[name].task:9s} {models[name].description}")
     return 0
 
 
@@ -260,6 +262,7 @@ def _parse_sets(pairs: list[str]) -> dict:
 
 
 def cmd_train(args) -> int:
+    from mmrec_tf.console import epoch_progress
     from mmrec_tf.data.sources import load_dataset
     from mmrec_tf.experiment import data_settings, prepare_data, run, save_run
     from mmrec_tf.training import make_strategy
@@ -298,7 +301,9 @@ def cmd_train(args) -> int:
     print(f"{dataset.num_interactions} interactions, {data.space.num_users} users, {data.space.num_items} items; "
           f"split {data.split.method}: {len(data.examples['train'])} train / {len(data.examples['valid'])} valid / "
           f"{len(data.examples['test'])} test{labelled}", flush=True)
-    result = run(args.model, data, training=training, checkpoint_dir=checkpoints, strategy=strategy, **overrides)
+    verbose, progress = epoch_progress()
+    result = run(args.model, data, training=training, checkpoint_dir=checkpoints, strategy=strategy,
+                 verbose=verbose, callbacks=progress, **overrides)
     save_run(result, run_dir, {"dataset": name, "path": str(path) if path else None})
     print(f"valid: {result.valid}")
     if result.best_epoch is not None:
@@ -464,6 +469,7 @@ def _feature_item_table(args):
 
 
 def cmd_features(args) -> int:
+    from mmrec_tf.console import writes_to_terminal
     from mmrec_tf.data import item_feature_builders as builders
 
     texts = _named_values(args.text, "--text")
@@ -485,7 +491,7 @@ def cmd_features(args) -> int:
         if items is None or column not in items.columns:
             raise ValueError(f"--text {name}={column}: the items have no column {column!r}; they have "
                              f"{[] if items is None else list(items.columns)}")
-    progress = not args.no_progress
+    progress = not args.no_progress and writes_to_terminal(sys.stderr)  # tqdm's bars redraw with \r
     print(f"{len(item_ids)} items -> {out}", flush=True)
     try:
         for name, column in texts.items():
@@ -528,7 +534,8 @@ COMMANDS = {"list": cmd_list, "train": cmd_train, "convert-data": cmd_convert_da
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``mmrec`` console script."""
     args = build_parser().parse_args(argv)
-    _quiet_tensorflow()
+    if args.command not in WITHOUT_TENSORFLOW:
+        quiet_tensorflow(args.verbose)
     try:
         return COMMANDS[args.command](args)
     except (ValueError, FileNotFoundError, FileExistsError) as exc:

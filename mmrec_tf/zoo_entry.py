@@ -112,15 +112,22 @@ def parse_zoo_entry(content: Any, source: str) -> ZooEntry:
     )
 
 
-def load_zoo_file(path: str | os.PathLike) -> ZooEntry:
-    """Read one zoo YAML file with ``yaml.safe_load`` and validate it."""
-    path = pathlib.Path(path)
+def read_zoo_yaml(path: str | os.PathLike) -> dict:
+    """The mapping in a zoo YAML file, read with ``yaml.safe_load`` (no validation beyond being a mapping)."""
     try:
         with open(path, encoding="utf-8") as handle:
             content = yaml.safe_load(handle)
     except yaml.YAMLError as exc:
         raise ConfigError(f"not valid YAML for yaml.safe_load ({exc})", source=str(path)) from None
-    entry = parse_zoo_entry(content, source=str(path))
+    if not isinstance(content, dict):
+        raise ConfigError(f"expected a mapping, got {type(content).__name__}", source=str(path))
+    return content
+
+
+def load_zoo_file(path: str | os.PathLike) -> ZooEntry:
+    """Read one zoo YAML file with ``yaml.safe_load`` and validate it."""
+    path = pathlib.Path(path)
+    entry = parse_zoo_entry(read_zoo_yaml(path), source=str(path))
     if path.stem != entry.name:
         raise ConfigError(f"file name must be '<name>.yaml'; expected {entry.name}.yaml", key_path="name",
                           source=str(path))
