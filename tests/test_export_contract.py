@@ -17,7 +17,7 @@ from mmrec_tf.registry import create_model
 from mmrec_tf.training import TrainingConfig, train_model
 
 K = 5
-CONTRACT_SIGNATURES = {"score", "retrieve", "user_embedding", "item_embedding", "serving_default"}
+CONTRACT_SIGNATURES = {"score", "retrieve", "explain", "user_embedding", "item_embedding", "serving_default"}
 
 # Runs in a fresh interpreter that imports only TensorFlow (and the standard library).
 LOAD_AND_CALL = r"""
@@ -128,6 +128,7 @@ def test_warmup_records_match_the_signatures(exported):
     records = read_warmup_requests(exported["paths"]["lstm_two_tower"])
     by_signature = {name: set(inputs) for name, inputs in records}
     assert by_signature == {"score": {"user_id", "history", "candidates"}, "retrieve": {"user_id", "history"},
+                            "explain": {"user_id", "history", "candidates"},
                             "user_embedding": {"user_id", "history"}, "item_embedding": {"item_id"}}
 
 
@@ -143,6 +144,10 @@ def test_signature_names_inputs_and_dtypes_follow_the_contract(exported, name, d
     assert signatures["user_embedding"]["inputs"] == user_inputs
     assert signatures["item_embedding"]["inputs"] == {"item_id": ["string", [None]]}
     assert signatures["score"]["outputs"] == {"scores": ["float32", [None, None]]}
+    assert signatures["explain"]["inputs"] == signatures["score"]["inputs"]
+    history_length = 6 if name == "lstm_two_tower" else None  # the model's max_history; popularity keeps all
+    assert signatures["explain"]["outputs"] == {"weights": ["float32", [None, None, history_length]],
+                                                "history_item_ids": ["string", [None, history_length]]}
     assert signatures["retrieve"]["outputs"] == {"item_ids": ["string", [None, K]], "scores": ["float32", [None, K]]}
     assert signatures["user_embedding"]["outputs"] == {"embedding": ["float32", [None, dim]]}
     assert signatures["item_embedding"]["outputs"] == {"embedding": ["float32", [None, dim]]}

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
+from mmrec_tf.export.explanations import explain_candidates
 from mmrec_tf.export.retrieval_index import make_retrieval_index
 from mmrec_tf.layers.history import most_recent_history
 
@@ -35,8 +36,11 @@ class ServingModule(tf.Module):
     - retrieval: ``retrieve(user_id, history) → {"item_ids" [B, K], "scores" [B, K]}``
       (items in ``history`` excluded), ``user_embedding(user_id, history)``,
       ``item_embedding(item_id)``
-    - ranking models with attention: ``explain(user_id, history, candidates)
-      → {"weights" [B, C, max_history], "history_item_ids" [B, max_history]}``
+    - every model: ``explain(user_id, history, candidates) → {"weights" [B, C, L],
+      "history_item_ids" [B, L]}``: target-attention weights of the history
+      positions, or the cosine similarity of each candidate to each history item
+      (see :mod:`~mmrec_tf.export.explanations`); cross-attention fusion adds
+      ``modality_weights`` [B, C, M] and ``modality_names`` [B, M]
     - rating-aware ranking models (``rating_levels`` > 0): ``score`` and
       ``explain`` also take ``history_rating`` (int32 ``[B, L]``, aligned with
       ``history``: the rating ``1..rating_levels`` the user gave each history
@@ -91,10 +95,10 @@ class ServingModule(tf.Module):
                 raise ValueError("catalog_ids restricts what `retrieve` returns; ranking models have no "
                                  "retrieve signature")
             self.k = int(min(k, space.num_items))
-            if hasattr(model, "attention_weights"):
-                self.item_ids = tf.Variable(np.asarray(space.item_vocab.ids, dtype=object).astype(str),
-                                            dtype=tf.string, trainable=False, name="item_vocabulary_ids")
-                specs["explain"] = dict(specs["score"])
+        self.item_ids = tf.Variable(np.asarray(space.item_vocab.ids, dtype=object).astype(str),
+                                    dtype=tf.string, trainable=False, name="item_vocabulary_ids")
+        self.modality_names = list(getattr(model, "modality_names", [])) if hasattr(model, "modality_attention") else []
+        specs["explain"] = dict(specs["score"])
         self.signature_inputs = {name: tuple(inputs) for name, inputs in specs.items()}
         for name, inputs in specs.items():
             setattr(self, name, tf.function(getattr(self, f"_{name}"), input_signature=list(inputs.values())))
@@ -132,9 +136,11 @@ class ServingModule(tf.Module):
 
     def _explain(self, user_id, history, candidates, history_rating=None):
         features, _ = self._features(user_id, history, history_rating)
-        weights = self.model.attention_weights(features, self.item_lookup.lookup(candidates))
-        history_ids = tf.gather(tf.concat([[""], self.item_ids], axis=0), features["history"])
-        return {"weights": tf.cast(weights, tf.float32), "history_item_ids": history_ids}
+        outputs = explain_candidates(self.model, features, self.item_lookup.lookup(candidates))
+        outputs["history_item_ids"] = tf.gather(tf.concat([[""], self.item_ids], axis=0), features["history"])
+        if self.modality_names:
+            outputs["modality_names"] = tf.tile(tf.constant([self.modality_names]), [tf.shape(user_id)[0], 1])
+        return outputs
 
     def signatures(self) -> dict:
         """Concrete functions by signature name, ``serving_default`` included."""
