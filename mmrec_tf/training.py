@@ -21,11 +21,11 @@ import tempfile
 import keras
 import tensorflow as tf
 
+from mmrec_tf.checkpoints import Checkpoint, find_checkpoint, write_checkpoint
 from mmrec_tf.data.pipeline import Examples, steps_per_epoch
 from mmrec_tf.data.tfrecord_io import ShardedExamples
 
 OPTIMIZERS = {"adam": keras.optimizers.Adam, "adagrad": keras.optimizers.Adagrad, "sgd": keras.optimizers.SGD}
-BACKUP_METADATA = "training_metadata.json"
 STRATEGIES = ("mirrored", "multi_worker", "parameter_server")
 AUTO_STEPS_PER_EXECUTION = 32
 BATCH_HOOKS = ("on_train_batch_begin", "on_train_batch_end", "on_batch_begin", "on_batch_end")
@@ -319,46 +319,43 @@ def _multi_worker(strategy) -> bool:
     return resolver is not None and bool(resolver.cluster_spec().as_dict())
 
 
-class ChiefBackupAndRestore(keras.callbacks.BackupAndRestore):
-    """:class:`keras.callbacks.BackupAndRestore` whose files only the chief writes.
+class ChiefBackupAndRestore(keras.callbacks.Callback):
+    """Kill-safe checkpoints at the end of every epoch (:mod:`mmrec_tf.checkpoints`), written by the chief only.
 
-    Every worker restores from ``backup_dir`` (it must be storage all workers
-    see); non-chief workers save their (identical) state into a scratch
-    folder that is removed at the end, since saving may read variables
-    collectively and so must run on every worker.
+    Replaces :class:`keras.callbacks.BackupAndRestore`, which overwrites its
+    weights file in place (a kill during the write leaves it truncated and the
+    run unresumable). ``restore`` (from
+    :func:`~mmrec_tf.checkpoints.find_checkpoint`) is loaded when training
+    begins. Every worker restores from ``backup_dir`` (it must be storage all
+    workers see); non-chief workers save their (identical) state into a
+    scratch folder that is removed at the end, since saving may read
+    variables collectively and so must run on every worker. The checkpoints
+    are removed when training ends.
 
     Example:
     >>> callback = ChiefBackupAndRestore("checkpoints")
     """
 
-    def __init__(self, backup_dir: str | os.PathLike, strategy: tf.distribute.Strategy | None = None):
-        super().__init__(str(backup_dir), save_freq="epoch")
+    def __init__(self, backup_dir: str | os.PathLike, strategy: tf.distribute.Strategy | None = None,
+                 restore: Checkpoint | None = None):
+        super().__init__()
+        self.backup_dir = pathlib.Path(backup_dir)
         self.strategy = strategy
+        self.restore = restore
         self.scratch = None if is_chief(strategy) else tempfile.mkdtemp(prefix="mmrec-worker-backup-")
 
-    def _save_model(self):
-        if self.scratch is None:
-            return super()._save_model()
-        paths = (self.backup_dir, self._weights_path, self._training_metadata_path)
-        self.backup_dir = self.scratch
-        self._weights_path = os.path.join(self.scratch, os.path.basename(paths[1]))
-        self._training_metadata_path = os.path.join(self.scratch, os.path.basename(paths[2]))
-        try:
-            super()._save_model()
-        finally:
-            self.backup_dir, self._weights_path, self._training_metadata_path = paths
+    def on_train_begin(self, logs=None):
+        if self.restore is None:
+            return
+        if self.model.optimizer is not None and not self.model.optimizer.built:
+            self.model.optimizer.build(self.model.trainable_variables)
+        self.model.load_weights(self.restore.weights_path)
+
+    def on_epoch_end(self, epoch, logs=None):
+        write_checkpoint(self.scratch or self.backup_dir, self.model, epoch + 1)
 
     def on_train_end(self, logs=None):
-        if self.scratch is None:
-            return super().on_train_end(logs)
-        shutil.rmtree(self.scratch, ignore_errors=True)
-
-
-def _resume_epoch(checkpoint_dir: pathlib.Path) -> int:
-    metadata = checkpoint_dir / BACKUP_METADATA
-    if not metadata.is_file():
-        return 0
-    return int(json.loads(metadata.read_text(encoding="utf-8"))["epoch"])
+        shutil.rmtree(self.scratch or self.backup_dir, ignore_errors=True)
 
 
 def _logq_probability(model):
@@ -398,7 +395,9 @@ def train_model(model, train: Examples | ShardedExamples, config: TrainingConfig
 
     With ``checkpoint_dir`` the weights, optimizer state and epoch are saved
     at the end of every epoch; calling again with the same directory after an
-    interruption (even SIGKILL) resumes from the last finished epoch. Each
+    interruption (even SIGKILL, even inside a checkpoint write: see
+    :mod:`mmrec_tf.checkpoints`) resumes from the last finished epoch whose
+    checkpoint verifies, logging any it skips. Each
     epoch's shuffle depends only on the seed and the epoch number, so a
     resumed run sees the same batches as an uninterrupted one.
 
@@ -446,8 +445,9 @@ def train_model(model, train: Examples | ShardedExamples, config: TrainingConfig
         callbacks = [StopOnNonFiniteLoss(config.learning_rate), *user_callbacks]
         if checkpoint_dir is not None:
             checkpoint_dir = pathlib.Path(checkpoint_dir)
-            first_epoch = min(_resume_epoch(checkpoint_dir), config.epochs)
-            callbacks.append(ChiefBackupAndRestore(checkpoint_dir, strategy))
+            restore = find_checkpoint(checkpoint_dir)
+            first_epoch = min(restore.epoch if restore is not None else 0, config.epochs)
+            callbacks.append(ChiefBackupAndRestore(checkpoint_dir, strategy, restore))
         dataset = _make_dataset(model, train, config.batch_size, shuffle=True, seed=config.seed,
                                 epochs=config.epochs, first_epoch=first_epoch)
         validation = (_make_dataset(model, valid, config.batch_size, shuffle=False)
