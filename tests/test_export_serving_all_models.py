@@ -15,7 +15,9 @@ import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
 import mmrec_tf
+from mmrec_tf.data.hashed_vocabulary import with_user_buckets
 from mmrec_tf.data.labels import sample_negatives
+from mmrec_tf.data.pipeline import build_examples
 from mmrec_tf.export.saved_model import export_model
 from mmrec_tf.export.serve_check import serve_check
 from mmrec_tf.export.versioning import clean_stale_temp_dirs, list_versions
@@ -82,12 +84,31 @@ def serving_nodes(version_dir):
     return nodes
 
 
+LISTED_USERS = 40  # of the tiny space's 60 users; the other 20 hash to buckets trained by their interactions
+USER_BUCKETS = 4
+
+
+@pytest.fixture(scope="module")
+def bucketed(tiny_space, tiny_split):
+    """The tiny space with its first 40 users listed and the rest hashed to 4 buckets, and its examples."""
+    space = with_user_buckets(tiny_space, USER_BUCKETS, keep_ids=tiny_space.user_vocab.ids[:LISTED_USERS])
+    return space, build_examples(tiny_split, space, max_history=TINY_MAX_HISTORY)
+
+
+@pytest.fixture(scope="module", params=mmrec_tf.list_models())
+def exported_model(request, bucketed, tmp_path_factory):
+    """``(name, model, space, version_dir)``: every catalog model trained tiny on hashed users and exported."""
+    name = request.param
+    space, examples = bucketed
+    model = tiny_trained_model(name, space, examples)
+    base = tmp_path_factory.mktemp(name)
+    return name, model, space, export_model(model, space, base, name, k=K)
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("name", mmrec_tf.list_models())
-def test_every_catalog_model_exports_and_passes_serve_check(name, tiny_space, tiny_examples, tmp_path):
-    model = tiny_trained_model(name, tiny_space, tiny_examples)
-    version_dir = export_model(model, tiny_space, tmp_path, name, k=K)
-    report = serve_check(tmp_path / name, batch_sizes=(1, 4), repeats=2)
+def test_every_catalog_model_exports_and_passes_serve_check(exported_model):
+    name, _, _, version_dir = exported_model
+    report = serve_check(version_dir.parent, batch_sizes=(1, 4), repeats=2)
 
     assert report["servable"], report["warnings"]
     assert report["ops"]["unregistered"] == [] and report["unexpected_modules"] == []
@@ -105,6 +126,35 @@ def test_every_catalog_model_exports_and_passes_serve_check(name, tiny_space, ti
     for signature, timing in report["latency_ms"].items():
         assert timing["1"]["p50"] > 0 and timing["4"]["p99"] >= timing["4"]["p50"], signature
     assert not any(node.device for node in serving_nodes(version_dir))
+
+
+@pytest.mark.slow
+def test_served_scores_equal_the_keras_models_for_listed_hashed_and_unknown_users(exported_model, tiny_space):
+    """The export maps every user id as training did: listed → own row, others → their hash bucket, "" → 0.
+
+    The Keras model is fed the indices of the Python-side lookup (the one the training examples used).
+    """
+    name, model, space, version_dir = exported_model
+    users = [tiny_space.user_vocab.ids[0], tiny_space.user_vocab.ids[-1], "never-seen-user", ""]
+    user_index = space.user_vocab.lookup(users)
+    assert user_index[0] == 1 and user_index[1] > LISTED_USERS and user_index[2] > LISTED_USERS
+    assert user_index[3] == 0
+    items = list(space.item_vocab.ids)
+    history = [items[:TINY_MAX_HISTORY], items[3:5] + [""] * (TINY_MAX_HISTORY - 2), [""] * TINY_MAX_HISTORY,
+               items[10:10 + TINY_MAX_HISTORY]]
+    candidates = [items[20:25], items[5:10], items[0:5], items[30:35]]
+    inputs = {"user_id": users, "history": history, "candidates": candidates}
+    features = {"user_id": user_index, "history": np.stack([space.item_vocab.lookup(row) for row in history])}
+    if getattr(model, "rating_levels", 0):
+        ratings = [[1 + (j % model.rating_levels) if item else 0 for j, item in enumerate(row)] for row in history]
+        inputs["history_rating"] = ratings
+        features["history_rating"] = np.asarray(ratings, np.int32)
+    expected = keras.ops.convert_to_numpy(
+        model.score_candidates(features, np.stack([space.item_vocab.lookup(row) for row in candidates])))
+
+    score = tf.saved_model.load(str(version_dir)).signatures["score"]
+    served = score(**{key: tf.constant(value) for key, value in inputs.items()})["scores"].numpy()
+    np.testing.assert_allclose(served, expected, rtol=1e-5, atol=1e-6, err_msg=name)
 
 
 @pytest.fixture(scope="module")

@@ -16,18 +16,14 @@ STRING_MATRIX = tf.TensorSpec([None, None], tf.string)
 INT_MATRIX = tf.TensorSpec([None, None], tf.int32)
 
 
-def _string_table(ids: np.ndarray, name: str) -> tf.lookup.StaticHashTable:
-    keys = tf.constant(np.asarray(ids, dtype=object).astype(str), dtype=tf.string)
-    values = tf.range(1, len(ids) + 1, dtype=tf.int32)
-    return tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(keys, values), default_value=0,
-                                     name=name)
-
-
 class ServingModule(tf.Module):
     """Serving signatures over raw string ids, per the mmrec_tf serving contract.
 
-    Holds the Keras model, the user and item vocabularies as hash tables
-    (unknown ids → index 0, which every model treats as "no information"), and
+    Holds the Keras model, the user and item vocabularies as the lookup
+    tables each vocabulary makes itself (``make_tf_lookup``, so serving maps
+    every id exactly as the training examples did: unknown ids → index 0,
+    which every model treats as "no information", or, for a
+    :class:`~mmrec_tf.data.HashedVocabulary`, → their hash bucket), and
     for retrieval models a retrieval index over the catalog's item embeddings
     (see :func:`~mmrec_tf.export.retrieval_index.make_retrieval_index`) used by
     ``retrieve``. Signatures:
@@ -67,8 +63,8 @@ class ServingModule(tf.Module):
                  catalog_ids: Sequence[str] | None = None, new_item_ids: Sequence[str] = ()):
         super().__init__(name="mmrec_serving")
         self.model = model
-        self.user_lookup = _string_table(space.user_vocab.ids, "user_vocabulary")
-        self.item_lookup = _string_table(space.item_vocab.ids, "item_vocabulary")
+        self.user_lookup = space.user_vocab.make_tf_lookup("user_vocabulary")
+        self.item_lookup = space.item_vocab.make_tf_lookup("item_vocabulary")
         self.num_items = space.num_items
         self.is_retrieval = getattr(model, "task_type", "retrieval") == "retrieval"
         self.max_history = getattr(model, "max_history", None)
