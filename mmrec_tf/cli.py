@@ -61,16 +61,19 @@ def _add_train(commands) -> None:
     parser.add_argument("--label", default=None,
                         help="ranking models: what is a positive, 'rating >= 4' or a 0/1 column 'label' "
                              "(default: the entry's data.label, else the data's label column, else rating >= 4)")
-    parser.add_argument("--epochs", type=int)
-    parser.add_argument("--batch-size", type=int)
-    parser.add_argument("--learning-rate", type=float)
+    parser.add_argument("--epochs", type=_positive_int)
+    parser.add_argument("--batch-size", type=_positive_int)
+    parser.add_argument("--learning-rate", type=_positive_float)
     parser.add_argument("--seed", type=int)
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override an architecture argument (value parsed as YAML), repeatable")
     parser.add_argument("--run-dir", default=None, help="output folder (default: runs/<model>)")
     parser.add_argument("--resume", action="store_true",
                         help="continue an interrupted run from its last finished epoch (checkpoints are kept in "
-                             "<run-dir>/checkpoints while training)")
+                             "<run-dir>/checkpoints while training); refused if the seed, batch size, learning "
+                             "rate or another recipe or data setting differs from the interrupted run's")
+    parser.add_argument("--force", action="store_true",
+                        help="with --resume: continue even though the recipe differs (run.json records both)")
     parser.add_argument("--skip-bad-rows", action="store_true",
                         help="skip malformed input rows (counted and reported) instead of stopping at the first")
     parser.add_argument("--strategy", default=None, choices=["mirrored", "multi_worker", "parameter_server"],
@@ -218,8 +221,35 @@ def _add_convert(commands) -> None:
     parser.add_argument("--weights", default=None, help="legacy PyTorch .pth file (default: the one in the wheel)")
 
 
+class OneLineErrorParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one ``mmrec <cmd>: error: ...`` line and exit status 2 (no usage dump)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number above 0, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number above 0, got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mmrec", description=DESCRIPTION,
+    parser = OneLineErrorParser(prog="mmrec", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -256,16 +286,35 @@ def _parse_sets(pairs: list[str]) -> dict:
     for pair in pairs:
         key, separator, value = pair.partition("=")
         if not separator or not key:
-            raise SystemExit(f"--set expects KEY=VALUE, got {pair!r}")
-        overrides[key] = yaml.safe_load(value)
+            raise ValueError(f"--set expects KEY=VALUE, got {pair!r}")
+        try:
+            overrides[key] = yaml.safe_load(value)
+        except yaml.YAMLError as error:
+            problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+            raise ValueError(f"--set {pair}: the value is not plain YAML data ({problem})") from None
     return overrides
 
 
+def _check_output_folder(folder: pathlib.Path, option: str) -> None:
+    """Refuse, before any work, an output folder that cannot be created or written."""
+    for existing in (folder, *folder.parents):
+        if existing.exists():
+            if not existing.is_dir():
+                raise ValueError(f"{option} {folder}: {existing} is a file, not a folder")
+            if not os.access(existing, os.W_OK | os.X_OK):
+                raise ValueError(f"{option} {folder}: {existing} is not writable")
+            return
+
+
 def cmd_train(args) -> int:
+    import dataclasses
+
+    from mmrec_tf.checkpoints import LEGACY_METADATA, checkpoint_folders
     from mmrec_tf.console import epoch_progress
     from mmrec_tf.data.sources import load_dataset
     from mmrec_tf.experiment import data_settings, prepare_data, run, save_run
-    from mmrec_tf.training import make_strategy
+    from mmrec_tf.resume_recipe import check_resume, record_recipe
+    from mmrec_tf.training import TrainingConfig, make_strategy
     from mmrec_tf.zoo_entry import get_zoo_entry
 
     strategy = make_strategy(args.strategy)
@@ -287,9 +336,16 @@ def cmd_train(args) -> int:
     if os.path.isdir(name) and path is None:
         name, path = "folder", os.path.abspath(name)
     run_dir = pathlib.Path(args.run_dir or pathlib.Path("runs") / args.model)
+    _check_output_folder(run_dir, "--run-dir")
     checkpoints = run_dir / "checkpoints"
-    if checkpoints.exists() and not args.resume:
+    interrupted = bool(checkpoint_folders(checkpoints)) or (checkpoints / LEGACY_METADATA).exists()
+    if interrupted and not args.resume:
         raise ValueError(f"{checkpoints} holds an interrupted run; pass --resume to continue it, or delete the folder")
+    if args.force and not args.resume:
+        raise ValueError("--force only applies to --resume")
+    recipe = {"model": args.model, "architecture": overrides, "data": {"dataset": name, "path": path, **settings},
+              "training": dataclasses.asdict(TrainingConfig(**{**(entry.training if entry else {}), **training}))}
+    resumed = check_resume(checkpoints, recipe, force=args.force) if interrupted else None
     print(f"loading {name}{' from ' + str(path) if path else ''} ...", flush=True)
     dataset = load_dataset(name, path, skip_bad_rows=args.skip_bad_rows)
     data = prepare_data(dataset, seed=training.get("seed", entry.training.get("seed", 0) if entry else 0),
@@ -302,9 +358,11 @@ def cmd_train(args) -> int:
           f"split {data.split.method}: {len(data.examples['train'])} train / {len(data.examples['valid'])} valid / "
           f"{len(data.examples['test'])} test{labelled}", flush=True)
     verbose, progress = epoch_progress()
+    if not interrupted:
+        record_recipe(checkpoints, recipe)
     result = run(args.model, data, training=training, checkpoint_dir=checkpoints, strategy=strategy,
                  verbose=verbose, callbacks=progress, **overrides)
-    save_run(result, run_dir, {"dataset": name, "path": str(path) if path else None})
+    save_run(result, run_dir, {"dataset": name, "path": str(path) if path else None}, resumed=resumed)
     print(f"valid: {result.valid}")
     if result.best_epoch is not None:
         print(f"kept epoch {result.best_epoch} of {result.training.epochs} (best valid gauc)")
@@ -380,7 +438,7 @@ def cmd_query(args) -> int:
 
     versions = list_versions(args.export_dir)
     if not versions:
-        raise SystemExit(f"{args.export_dir}: no integer version folder; export a run first")
+        raise ValueError(f"{args.export_dir}: no integer version folder; export a run first")
     version = max(versions)
     titles, history, catalog = {}, args.history, None
     if args.run:
@@ -396,7 +454,7 @@ def cmd_query(args) -> int:
     users, histories = tf.constant([args.user]), tf.constant([history + [""]], dtype=tf.string)
     if "retrieve" in loaded.signatures:
         if args.candidates is not None:
-            raise SystemExit(f"{args.export_dir}: --candidates is for ranking exports; this one retrieves from its "
+            raise ValueError(f"{args.export_dir}: --candidates is for ranking exports; this one retrieves from its "
                              "own catalog")
         outputs = loaded.signatures["retrieve"](user_id=users, history=histories)
         ids = [i.decode() for i in outputs["item_ids"].numpy()[0][: args.top]]
@@ -406,7 +464,7 @@ def cmd_query(args) -> int:
         candidates = args.candidates
         if not candidates:
             if catalog is None:
-                raise SystemExit(f"{args.export_dir} is a ranking export: it scores candidates; pass --candidates "
+                raise ValueError(f"{args.export_dir} is a ranking export: it scores candidates; pass --candidates "
                                  "ITEM ... (or --run RUN_DIR to score every catalog item)")
             known = set(history)
             candidates = [item for item in catalog if item not in known]
@@ -531,6 +589,15 @@ COMMANDS = {"list": cmd_list, "train": cmd_train, "convert-data": cmd_convert_da
             "convert": cmd_convert}
 
 
+def _error_text(error: Exception) -> str:
+    """One line: an OSError as ``path: reason`` (``[Errno 40] ...: 'x'`` names neither plainly), else its message."""
+    if isinstance(error, OSError) and error.strerror and error.filename is not None:
+        text = f"{error.filename}: {error.strerror}"
+    else:
+        text = str(error)
+    return " ".join(text.split())
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``mmrec`` console script."""
     args = build_parser().parse_args(argv)
@@ -538,8 +605,8 @@ def main(argv: list[str] | None = None) -> int:
         quiet_tensorflow(args.verbose)
     try:
         return COMMANDS[args.command](args)
-    except (ValueError, FileNotFoundError, FileExistsError) as exc:
-        print(f"mmrec {args.command}: error: {exc}", file=sys.stderr)
+    except (ValueError, OSError) as exc:
+        print(f"mmrec {args.command}: error: {_error_text(exc)}", file=sys.stderr)
         return 2
 
 

@@ -380,19 +380,22 @@ def _run_ranking(name, model, data, config, verbose, checkpoint_dir, callbacks, 
     return RunResult(name, model, data, config, valid, test, seconds, strategy, best_epoch=selector.best_epoch)
 
 
-def save_run(result: RunResult, run_dir: str | os.PathLike, data_source: dict) -> pathlib.Path:
+def save_run(result: RunResult, run_dir: str | os.PathLike, data_source: dict,
+             resumed: dict | None = None) -> pathlib.Path:
     """Write the model (``model.keras``), feature space and ``run.json`` (how to rebuild the data).
 
     After a multi-worker run every worker calls this alike (saving may read
     variables collectively) but only the chief's files are kept; the others
-    write into a scratch folder that is removed. Returns ``run_dir``.
+    write into a scratch folder that is removed. ``resumed`` (from
+    :func:`~mmrec_tf.resume_recipe.check_resume` under ``--force``) is
+    recorded as ``run.json``'s ``resumed``. Returns ``run_dir``.
     """
     with chief_output(run_dir, result.strategy) as target:
-        _write_run(result, target, data_source)
+        _write_run(result, target, data_source, resumed)
     return pathlib.Path(run_dir)
 
 
-def _write_run(result: RunResult, run_dir: pathlib.Path, data_source: dict) -> None:
+def _write_run(result: RunResult, run_dir: pathlib.Path, data_source: dict, resumed: dict | None = None) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     result.model.save(run_dir / MODEL_FILE)
     result.data.space.save(run_dir / SPACE_FOLDER)
@@ -407,6 +410,8 @@ def _write_run(result: RunResult, run_dir: pathlib.Path, data_source: dict) -> N
     }
     if result.best_epoch is not None:
         record["selection"] = {"metric": f"valid {SELECTION_METRIC}", "best_epoch": result.best_epoch}
+    if resumed is not None:
+        record["resumed"] = resumed
     if result.strategy is not None:
         record["distribution"] = {"strategy": strategy_name(result.strategy),
                                   "replicas": num_replicas(result.strategy)}

@@ -86,6 +86,6 @@ def test_bad_folder_is_a_clear_error(tmp_path, capsys):
 
 def test_interrupted_run_needs_resume(tmp_path, capsys):
     run_dir = tmp_path / "run"
-    (run_dir / "checkpoints").mkdir(parents=True)
+    (run_dir / "checkpoints" / "epoch-000001").mkdir(parents=True)
     assert main(["train", "popularity", "--data", "synthetic", "--run-dir", str(run_dir)]) == 2
     assert "--resume" in capsys.readouterr().err

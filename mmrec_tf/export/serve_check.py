@@ -99,6 +99,7 @@ def serve_check(
 
     Raises:
         FileNotFoundError: no version to check.
+        ValueError: its ``saved_model.pb`` cannot be parsed (truncated or corrupt).
         RuntimeError: the check process crashed or printed no report.
 
     Example:
@@ -132,6 +133,8 @@ def serve_check(
             f"stderr tail:\n{completed.stderr[-3000:]}"
         )
     report = json.loads(lines[-1][len(_REPORT_PREFIX) :])
+    if "unreadable" in report:
+        raise ValueError(report["unreadable"])
     report["model_base_dir"] = str(Path(model_base_dir))
     report["version"] = version
     return report

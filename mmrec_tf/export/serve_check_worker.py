@@ -176,8 +176,15 @@ def check_version(version_dir: str, batch_sizes: list[int], repeats: int) -> dic
 
     report["tensorflow_version"] = tf.__version__
     report["gpus"] = len(tf.config.list_physical_devices("GPU"))
+    from google.protobuf.message import DecodeError  # TensorFlow's own dependency
+
     saved_model = saved_model_pb2.SavedModel()
-    saved_model.ParseFromString((Path(version_dir) / "saved_model.pb").read_bytes())
+    try:
+        saved_model.ParseFromString((Path(version_dir) / "saved_model.pb").read_bytes())
+    except DecodeError as error:
+        report.update(servable=False, unreadable=f"{Path(version_dir) / 'saved_model.pb'} is not a readable "
+                                                 f"SavedModel ({error}): truncated or corrupt; export it again")
+        return report
     serve_graphs = [mg for mg in saved_model.meta_graphs if "serve" in mg.meta_info_def.tags]
     if not serve_graphs:
         report.update(servable=False, error="no meta graph tagged 'serve' in saved_model.pb")
