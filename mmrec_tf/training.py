@@ -24,8 +24,10 @@ import tensorflow as tf
 from mmrec_tf.checkpoints import Checkpoint, find_checkpoint, write_checkpoint
 from mmrec_tf.data.pipeline import Examples, steps_per_epoch
 from mmrec_tf.data.tfrecord_io import ShardedExamples
+from mmrec_tf.lazy_adam import LazyAdam
 
-OPTIMIZERS = {"adam": keras.optimizers.Adam, "adagrad": keras.optimizers.Adagrad, "sgd": keras.optimizers.SGD}
+OPTIMIZERS = {"adam": keras.optimizers.Adam, "lazy_adam": LazyAdam, "adagrad": keras.optimizers.Adagrad,
+              "sgd": keras.optimizers.SGD}
 STRATEGIES = ("mirrored", "multi_worker", "parameter_server")
 AUTO_STEPS_PER_EXECUTION = 32
 BATCH_HOOKS = ("on_train_batch_begin", "on_train_batch_end", "on_batch_begin", "on_batch_end")

@@ -103,6 +103,14 @@ def test_index_specs_and_bad_options():
         IVFIndex(np.eye(8, dtype=np.float32), k=3, nlist=9)
 
 
+def item_tables(version_dir, num_items: int) -> list[str]:
+    """``dtype shape`` of every saved variable with a row per catalog item (or more)."""
+    reader = tf.train.load_checkpoint(str(version_dir / "variables" / "variables"))
+    shapes, dtypes = reader.get_variable_to_shape_map(), reader.get_variable_to_dtype_map()
+    return sorted(f"{dtypes[name].name} {shapes[name]}" for name in shapes
+                  if len(shapes[name]) == 2 and shapes[name][0] >= num_items)
+
+
 def test_ivf_export_is_servable_by_stock_tensorflow_and_equals_brute_force(tmp_path):
     from mmrec_tf.data.sources import make_synthetic
     from mmrec_tf.export.saved_model import export_model
@@ -114,7 +122,11 @@ def test_ivf_export_is_servable_by_stock_tensorflow_and_equals_brute_force(tmp_p
     model = create_model("two_tower", space=space, embedding_dim=8)
     model.build()
     exports = {index: export_model(model, space, tmp_path, index.split(":")[0], k=10, index=index)
-               for index in ("brute_force", "ivf:nlist=8,nprobe=8")}
+               for index in ("brute_force", "ivf:nlist=8,nprobe=8", "bfloat16")}
+    # one item table per precision: the model's float32 one (the re-rank reads it) and the index's bfloat16 one
+    for name in ("ivf:nlist=8,nprobe=8", "bfloat16"):
+        rows = 320 if name == "bfloat16" else 301  # bfloat16: padded to chunks of 64; ivf: one padding row
+        assert item_tables(exports[name], 300) == [f"bfloat16 [{rows}, 8]", "float32 [301, 8]"], name
     report = serve_check(tmp_path / "ivf", batch_sizes=(1,), repeats=1)
     assert report["servable"], report
     assert report["ops"]["unregistered"] == [] and report["unexpected_modules"] == []

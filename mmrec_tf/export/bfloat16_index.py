@@ -45,8 +45,9 @@ class BFloat16Index(RetrievalIndex):
     score's magnitude) pushes a true top-``k`` item below ``shortlist_size``
     other items; the default ``shortlist_size`` of ``max(2k, k + 64)`` leaves a
     wide margin (recall@100 = 1.000 over 1M random 64-d items,
-    ``benchmarks/serving_latency.py``). Storage: float32 and bfloat16 copies
-    of the embeddings (6 bytes per dimension and item).
+    ``benchmarks/serving_latency.py``). Storage: a bfloat16 copy of the
+    embeddings, plus a float32 one unless ``exact_vectors`` supplies the
+    re-rank vectors (see :meth:`~mmrec_tf.export.retrieval_index.RetrievalIndex.exact_vectors`).
 
     On GPUs, plain float32 brute force is usually fast enough; export with
     ``index="brute_force"`` there.
@@ -66,8 +67,8 @@ class BFloat16Index(RetrievalIndex):
     kind = "bfloat16"
 
     def __init__(self, embeddings: np.ndarray, k: int, shortlist_size: int | None = None,
-                 chunk_size: int = 64, name: str | None = "bfloat16_index"):
-        super().__init__(embeddings, k, name=name)
+                 chunk_size: int = 64, name: str | None = "bfloat16_index", exact_vectors=None):
+        super().__init__(embeddings, k, name=name, exact_vectors=exact_vectors)
         if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
             raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
         if shortlist_size is None:
@@ -102,7 +103,7 @@ class BFloat16Index(RetrievalIndex):
         chunk_positions = chunks[:, :, None] * self.chunk_size + tf.range(self.chunk_size)[None, None, :]
         positions = tf.gather(tf.reshape(chunk_positions, [batch, candidates]), shortlist.indices, batch_dims=1)
 
-        vectors = tf.gather(self.embeddings, tf.minimum(positions, self.num_items - 1))
+        vectors = self.exact_vectors(tf.minimum(positions, self.num_items - 1))
         exact = tf.einsum("bd,bsd->bs", queries, vectors)
         blocked = tf.logical_or(positions >= self.num_items, is_member(positions, excluded))
         exact = tf.where(blocked, tf.constant(-np.inf, tf.float32), exact)

@@ -8,6 +8,8 @@ import tensorflow as tf
 from mmrec_tf.export.retrieval_index import RetrievalIndex, is_member, mark_empty_slots
 from mmrec_tf.export.spherical_kmeans import nearest_centroids, spherical_kmeans
 
+GROUPING_CHUNK_ROWS = 1 << 20
+
 
 def default_num_partitions(num_items: int) -> int:
     """The power of two nearest to ``sqrt(num_items)``: 1,024 for 1M items, 4,096 for 10M.
@@ -21,14 +23,14 @@ def default_num_partitions(num_items: int) -> int:
 
 
 def default_num_probes(num_partitions: int) -> int:
-    """Partitions probed per query by default: 1/32 of them, at least 1 (see ``benchmarks/serving_latency.py``).
+    """Partitions probed per query by default: 1/16 of them, at least 1 (see ``benchmarks/serving_latency.py``).
 
     Example:
 
     >>> default_num_probes(1024), default_num_probes(4)
-    (32, 1)
+    (64, 1)
     """
-    return max(1, num_partitions // 32)
+    return max(1, num_partitions // 16)
 
 
 class IVFIndex(RetrievalIndex):
@@ -42,7 +44,8 @@ class IVFIndex(RetrievalIndex):
       hundred MB); every item joins the centroid with its highest dot
       product. The bfloat16 copy of the items is stored grouped by partition
       (``offsets[p]:offsets[p + 1]`` are partition ``p``'s rows) plus one zero
-      row that pads; the float32 copy stays in catalog order for the re-rank.
+      row that pads; the float32 re-rank vectors come from ``exact_vectors``
+      (an export: the model's own item tower) or a float32 copy in catalog order.
     * **Probe**: score the centroids (float32), keep the ``nprobe`` best.
     * **Gather** the probed partitions' rows as a ragged range per query
       (``tf.ragged.range``), padded to a dense ``[B, L]`` block with the zero
@@ -79,8 +82,8 @@ class IVFIndex(RetrievalIndex):
 
     def __init__(self, embeddings: np.ndarray, k: int, nlist: int | None = None, nprobe: int | None = None,
                  shortlist_size: int | None = None, training_rows: np.ndarray | None = None, seed: int = 0,
-                 name: str | None = "ivf_index"):
-        super().__init__(embeddings, k, name=name)
+                 name: str | None = "ivf_index", exact_vectors=None):
+        super().__init__(embeddings, k, name=name, exact_vectors=exact_vectors)
         nlist = default_num_partitions(self.num_items) if nlist is None else nlist
         if isinstance(nlist, bool) or not isinstance(nlist, (int, np.integer)) or not 1 <= nlist <= self.num_items:
             raise ValueError(f"nlist must be an int from 1 to the catalog size {self.num_items}, got {nlist!r}")
@@ -107,16 +110,25 @@ class IVFIndex(RetrievalIndex):
         # slot -> catalog position, one more slot (the padding row) -> -1
         self.slot_positions = tf.Variable(np.append(order, -1).astype(np.int32), trainable=False,
                                           name="ivf_slot_positions")
-        grouped = np.concatenate([vectors[order], np.zeros((1, self.dim), np.float32)])
-        self.grouped_bfloat16 = tf.Variable(tf.cast(grouped, tf.bfloat16), trainable=False,
-                                            name="ivf_items_bfloat16")
+        # filled in chunks: a float32 copy of 10M items in partition order would cost 2.56 GB more
+        grouped = np.zeros((self.num_items + 1, self.dim), tf.bfloat16.as_numpy_dtype)
+        for start in range(0, self.num_items, GROUPING_CHUNK_ROWS):
+            end = min(start + GROUPING_CHUNK_ROWS, self.num_items)
+            grouped[start:end] = vectors[order[start:end]]
+        self.grouped_bfloat16 = tf.Variable(grouped, trainable=False, name="ivf_items_bfloat16")
 
-    def search(self, queries: tf.Tensor, excluded: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        """Top-``k`` positions and exact scores; see :class:`~mmrec_tf.export.retrieval_index.RetrievalIndex`."""
+    def search(self, queries: tf.Tensor, excluded: tf.Tensor,
+               nprobe: int | None = None) -> tuple[tf.Tensor, tf.Tensor]:
+        """Top-``k`` positions and exact scores; see :class:`~mmrec_tf.export.retrieval_index.RetrievalIndex`.
+
+        ``nprobe`` overrides the index's number of probed partitions (a Python
+        int: each value traces its own graph).
+        """
+        nprobe = self.nprobe if nprobe is None else min(int(nprobe), self.nlist)
         queries = tf.cast(queries, tf.float32)
         batch = tf.shape(queries)[0]
         excluded = tf.cast(excluded, tf.int32)
-        probes = tf.math.top_k(tf.matmul(queries, self.centroids, transpose_b=True), k=self.nprobe).indices
+        probes = tf.math.top_k(tf.matmul(queries, self.centroids, transpose_b=True), k=nprobe).indices
         starts = tf.gather(self.offsets, probes)
         lengths = tf.gather(self.offsets, probes + 1) - starts
         ranges = tf.ragged.range(tf.reshape(starts, [-1]), tf.reshape(starts + lengths, [-1]))
@@ -134,7 +146,7 @@ class IVFIndex(RetrievalIndex):
         shortlist = tf.gather(slots, tf.math.top_k(approximate, k=wanted).indices, batch_dims=1)
 
         positions = tf.gather(self.slot_positions, shortlist)
-        vectors = tf.gather(self.embeddings, tf.maximum(positions, 0))
+        vectors = self.exact_vectors(tf.maximum(positions, 0))
         exact = tf.einsum("bd,bsd->bs", queries, vectors)
         blocked = tf.logical_or(positions < 0, is_member(positions, excluded))
         exact = tf.where(blocked, tf.constant(-np.inf, tf.float32), exact)

@@ -29,6 +29,8 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import tensorflow as tf
 
@@ -61,7 +63,8 @@ class RetrievalIndex(tf.Module):
 
     kind = ""
 
-    def __init__(self, embeddings: np.ndarray, k: int, name: str | None = None):
+    def __init__(self, embeddings: np.ndarray, k: int, name: str | None = None,
+                 exact_vectors: Callable[[tf.Tensor], tf.Tensor] | None = None):
         super().__init__(name=name)
         embeddings = np.asarray(embeddings)
         if embeddings.ndim != 2 or embeddings.shape[0] < 1 or embeddings.shape[1] < 1:
@@ -74,12 +77,25 @@ class RetrievalIndex(tf.Module):
             raise ValueError(f"k must be a positive int, got {k!r}")
         self.num_items, self.dim = (int(size) for size in embeddings.shape)
         self.k = int(min(k, self.num_items))
-        self.embeddings = tf.Variable(embeddings.astype(np.float32), trainable=False,
-                                      name="catalog_item_embeddings")
+        self._exact_vectors = exact_vectors
+        if exact_vectors is None:
+            self.embeddings = tf.Variable(np.asarray(embeddings, np.float32), trainable=False,
+                                          name="catalog_item_embeddings")
 
     def search(self, queries: tf.Tensor, excluded: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """Top-``k`` catalog positions (int32 ``[B, k]``) and float32 scores, best first."""
         raise NotImplementedError
+
+    def exact_vectors(self, positions: tf.Tensor) -> tf.Tensor:
+        """Float32 embeddings ``[..., dim]`` of valid catalog ``positions``, for the exact re-rank.
+
+        From ``exact_vectors`` when the index was given one (an export passes
+        the served model's own item tower, so the SavedModel holds the float32
+        item table once, in the model), else from the index's float32 copy.
+        """
+        if self._exact_vectors is not None:
+            return tf.cast(self._exact_vectors(positions), tf.float32)
+        return tf.gather(self.embeddings, positions)
 
 
 def exclude_positions(scores: tf.Tensor, excluded: tf.Tensor) -> tf.Tensor:
@@ -151,8 +167,8 @@ def parse_index_spec(spec: str) -> tuple[str, dict]:
     return kind, parsed
 
 
-def make_retrieval_index(spec: str, embeddings: np.ndarray, k: int,
-                         training_rows: np.ndarray | None = None) -> RetrievalIndex:
+def make_retrieval_index(spec: str, embeddings: np.ndarray, k: int, training_rows: np.ndarray | None = None,
+                         exact_vectors: Callable[[tf.Tensor], tf.Tensor] | None = None) -> RetrievalIndex:
     """The retrieval index ``spec`` (a kind of :data:`INDEX_KINDS`, see :func:`parse_index_spec`) over ``embeddings``.
 
     ``"auto"`` is :class:`~mmrec_tf.export.brute_force_index.BruteForceIndex`
@@ -160,7 +176,10 @@ def make_retrieval_index(spec: str, embeddings: np.ndarray, k: int,
     :class:`~mmrec_tf.export.bfloat16_index.BFloat16Index` below
     :data:`AUTO_BFLOAT16_MAX_ITEMS` and :class:`~mmrec_tf.export.ivf_index.IVFIndex`
     from there on. ``training_rows`` (IVF only): the rows its partitions are
-    trained on; the other rows are only assigned to them.
+    trained on; the other rows are only assigned to them. ``exact_vectors``
+    (bfloat16 and IVF, which read float32 vectors only to re-rank a
+    shortlist): catalog positions -> float32 embeddings, used instead of a
+    float32 copy of ``embeddings``.
 
     Example:
 
@@ -181,5 +200,7 @@ def make_retrieval_index(spec: str, embeddings: np.ndarray, k: int,
         kind = ("brute_force" if len(embeddings) < AUTO_EXACT_MAX_ITEMS
                 else "bfloat16" if len(embeddings) < AUTO_BFLOAT16_MAX_ITEMS else "ivf")
     if kind == "ivf":
-        return IVFIndex(embeddings, k=k, training_rows=training_rows, **options)
-    return (BruteForceIndex if kind == "brute_force" else BFloat16Index)(embeddings, k=k)
+        return IVFIndex(embeddings, k=k, training_rows=training_rows, exact_vectors=exact_vectors, **options)
+    if kind == "bfloat16":
+        return BFloat16Index(embeddings, k=k, exact_vectors=exact_vectors)
+    return BruteForceIndex(embeddings, k=k)

@@ -75,8 +75,11 @@ class ServingModule(tf.Module):
         if self.is_retrieval:
             catalog = _catalog_indices(space, catalog_ids)
             known = ~np.isin(space.item_vocab.ids[catalog - 1], np.asarray(list(new_item_ids), dtype=object))
+            self.catalog_item_index = tf.Variable(catalog.astype(np.int32), trainable=False,
+                                                  name="catalog_item_index")
             self.index = make_retrieval_index(index, model.all_item_embeddings()[catalog - 1], k,
-                                              training_rows=np.flatnonzero(known) if known.any() else None)
+                                              training_rows=np.flatnonzero(known) if known.any() else None,
+                                              exact_vectors=self._catalog_item_vectors)
             self.k = self.index.k
             self.catalog_ids = tf.Variable(np.append(space.item_vocab.ids[catalog - 1], "").astype(str),
                                            dtype=tf.string, trainable=False, name="catalog_item_ids")
@@ -122,6 +125,10 @@ class ServingModule(tf.Module):
         empty = tf.shape(self.catalog_ids, out_type=tf.int32)[0] - 1
         item_ids = tf.gather(self.catalog_ids, tf.where(positions >= 0, positions, empty))
         return {"item_ids": item_ids, "scores": scores}
+
+    def _catalog_item_vectors(self, positions):
+        """The model's item embeddings of catalog ``positions``: the index re-ranks with them, holding no copy."""
+        return self.model.encode_items(tf.gather(self.catalog_item_index, positions))
 
     def _user_embedding(self, user_id, history):
         features, _ = self._features(user_id, history)
