@@ -98,8 +98,8 @@ def test_exported_rating_aware_din_takes_each_history_items_rating(tmp_path):
     model = create_model("din", space=space, embedding_dim=8, hidden_units=[16], attention_units=[8],
                          max_history=MAX_HISTORY, rating_levels=5, attention_softmax=True,
                          attention_features="content")
-    # aligned with HISTORY: the rating of "unknown" (9) is dropped with it, padding has 0
-    ratings = [[1, 0, 2, 3, 4, 5], [5, 9, 0, 4, 0, 0], [0, 0, 0, 0, 0, 0]]
+    # aligned with HISTORY: the rating of "unknown" (3) is dropped with it, padding has 0
+    ratings = [[1, 0, 2, 3, 4, 5], [5, 3, 0, 4, 0, 0], [0, 0, 0, 0, 0, 0]]
     kept_ratings = [[2, 3, 4, 5], [5, 4, 0, 0], [0, 0, 0, 0]]
     folder = export_model(model, space, tmp_path / "saved_models", "din_rated")
     loaded = tf.saved_model.load(str(folder))
@@ -119,5 +119,5 @@ def test_exported_rating_aware_din_takes_each_history_items_rating(tmp_path):
                                atol=1e-6)
     assert [[v.decode() for v in row] for row in explained["history_item_ids"].numpy()] == KEPT
     # the served score depends on the ratings
-    flipped = dict(inputs, history_rating=tf.constant([[5, 0, 4, 3, 2, 1], [1, 9, 0, 2, 0, 0], [0] * 6], tf.int32))
+    flipped = dict(inputs, history_rating=tf.constant([[5, 0, 4, 3, 2, 1], [1, 3, 0, 2, 0, 0], [0] * 6], tf.int32))
     assert not np.allclose(loaded.signatures["score"](**flipped)["scores"].numpy()[:2], served[:2])

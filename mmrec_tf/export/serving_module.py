@@ -14,6 +14,9 @@ from mmrec_tf.layers.history import most_recent_history
 STRING_VECTOR = tf.TensorSpec([None], tf.string)
 STRING_MATRIX = tf.TensorSpec([None, None], tf.string)
 INT_MATRIX = tf.TensorSpec([None, None], tf.int32)
+#: (user, candidate) pairs ``score`` and ``explain`` run through the model at once; peak memory grows with
+#: this, not with the number of candidates in a request (measured by ``benchmarks/score_memory.py``)
+SCORE_CHUNK_PAIRS = 4096
 
 
 class ServingModule(tf.Module):
@@ -53,6 +56,13 @@ class ServingModule(tf.Module):
     index trains its partitions on the catalog items not in ``new_item_ids``
     and only assigns the new ones to them.
 
+    ``score`` and ``explain`` run the model over at most ``score_chunk_pairs``
+    (user, candidate) pairs at a time, one chunk after another inside the
+    graph, so a request's peak memory is bounded whatever its ``B × C``; the
+    outputs equal one unchunked call up to float32 rounding. Every signature refuses a
+    request whose inputs disagree on the number of rows (naming the inputs
+    and their sizes), and ``history_rating`` outside ``0..rating_levels``.
+
     Example:
     >>> module = ServingModule(model, space, k=10)  # doctest: +SKIP
     >>> module.retrieve(tf.constant(["196"]), tf.constant([["242", ""]]))["item_ids"].shape  # doctest: +SKIP
@@ -60,9 +70,13 @@ class ServingModule(tf.Module):
     """
 
     def __init__(self, model, space, k: int = 100, index: str = "auto",
-                 catalog_ids: Sequence[str] | None = None, new_item_ids: Sequence[str] = ()):
+                 catalog_ids: Sequence[str] | None = None, new_item_ids: Sequence[str] = (),
+                 score_chunk_pairs: int = SCORE_CHUNK_PAIRS):
         super().__init__(name="mmrec_serving")
+        if isinstance(score_chunk_pairs, bool) or int(score_chunk_pairs) != score_chunk_pairs or score_chunk_pairs < 1:
+            raise ValueError(f"score_chunk_pairs must be a whole number >= 1, got {score_chunk_pairs!r}")
         self.model = model
+        self.score_chunk_pairs = int(score_chunk_pairs)
         self.user_lookup = space.user_vocab.make_tf_lookup("user_vocabulary")
         self.item_lookup = space.item_vocab.make_tf_lookup("item_vocabulary")
         self.num_items = space.num_items
@@ -113,13 +127,77 @@ class ServingModule(tf.Module):
                 history_index, self.max_history, aligned=history_rating)
         return features, history_index
 
+    def _checked(self, signature: str, **inputs) -> dict:
+        """``inputs`` once they agree on their number of rows (and ``history_rating`` on its shape and range).
+
+        Refuses the request with an error naming the inputs and their sizes;
+        every computation of the signature runs after these checks.
+        """
+        rows = {name: tf.shape(value)[0] for name, value in inputs.items()}
+        first = next(iter(rows))
+        checks = [tf.debugging.Assert(tf.equal(rows[first], size), [tf.strings.format(
+            f"{signature}: every input needs one row per user, but {first} has {{}} rows and {name} has {{}}",
+            (rows[first], size))]) for name, size in rows.items() if name != first]
+        if "history_rating" in inputs:
+            ratings, history = inputs["history_rating"], inputs["history"]
+            checks.append(tf.debugging.Assert(tf.reduce_all(tf.equal(tf.shape(ratings), tf.shape(history))), [
+                tf.strings.format(f"{signature}: history_rating has shape {{}} but history has shape {{}}; "
+                                  "they must be aligned", (tf.shape(ratings), tf.shape(history)))]))
+            checks.append(tf.debugging.Assert(
+                tf.reduce_all((ratings >= 0) & (ratings <= self.rating_levels)),
+                [tf.strings.format(f"{signature}: history_rating must be 0..{self.rating_levels} "
+                                   "(0 at padding), got values from {} to {}",
+                                   (tf.reduce_min(ratings), tf.reduce_max(ratings)))]))
+        with tf.control_dependencies(checks):
+            return {name: tf.identity(value) for name, value in inputs.items()}
+
+    def _over_candidate_chunks(self, run_chunk, candidates, names=("scores",)) -> dict:
+        """``run_chunk(rows [n], candidates [n, 1])`` over every (user, candidate) pair, outputs ``[B, C, ...]``.
+
+        ``run_chunk`` returns a dict with float tensors ``[n, 1, ...]`` under ``names``; the
+        ``B × C`` pairs are cut into chunks of ``score_chunk_pairs``, run one
+        after another (``parallel_iterations=1``) so only one chunk's
+        activations are alive at a time. At least one (possibly empty) chunk
+        runs, so the outputs' shapes are known even without candidates.
+        """
+        shape = tf.shape(candidates)
+        flat = tf.reshape(candidates, [-1])
+        rows = tf.repeat(tf.range(shape[0]), shape[1])
+        total = tf.size(flat)
+        step = self.score_chunk_pairs
+        count = tf.maximum((total + step - 1) // step, 1)
+
+        def run(i, parts):
+            start = i * step
+            end = tf.minimum(start + step, total)
+            outputs = run_chunk(rows[start:end], flat[start:end, None])
+            return i + 1, [part.write(i, tf.cast(outputs[name], tf.float32)) for name, part in zip(names, parts)]
+
+        parts = [tf.TensorArray(tf.float32, size=count, infer_shape=False) for _ in names]
+        _, parts = tf.while_loop(lambda i, _: i < count, run, (tf.constant(0), parts), parallel_iterations=1)
+        results = {}
+        for name, part in zip(names, parts):
+            values = part.concat()
+            results[name] = tf.reshape(values, tf.concat([shape, tf.shape(values)[2:]], axis=0))
+        return results
+
     def _score(self, user_id, history, candidates, history_rating=None):
-        features, _ = self._features(user_id, history, history_rating)
-        scores = self.model.score_candidates(features, self.item_lookup.lookup(candidates))
-        return {"scores": tf.cast(scores, tf.float32)}
+        inputs = self._checked("score", user_id=user_id, history=history, candidates=candidates,
+                               **({} if history_rating is None else {"history_rating": history_rating}))
+        features, _ = self._features(inputs["user_id"], inputs["history"], inputs.get("history_rating"))
+        if self.is_retrieval:
+            users = self.model.encode_users(features)
+            return self._over_candidate_chunks(
+                lambda rows, chunk: {"scores": self.model.score_user_embeddings(tf.gather(users, rows), chunk)},
+                self.item_lookup.lookup(inputs["candidates"]))
+        return self._over_candidate_chunks(
+            lambda rows, chunk: {"scores": self.model.score_candidates(
+                {name: tf.gather(value, rows) for name, value in features.items()}, chunk)},
+            self.item_lookup.lookup(inputs["candidates"]))
 
     def _retrieve(self, user_id, history):
-        features, history_index = self._features(user_id, history)
+        inputs = self._checked("retrieve", user_id=user_id, history=history)
+        features, history_index = self._features(inputs["user_id"], inputs["history"])
         users = tf.cast(self.model.encode_users(features), tf.float32)
         positions, scores = self.index.search(users, tf.gather(self.catalog_position, history_index))
         empty = tf.shape(self.catalog_ids, out_type=tf.int32)[0] - 1
@@ -131,15 +209,22 @@ class ServingModule(tf.Module):
         return self.model.encode_items(tf.gather(self.catalog_item_index, positions))
 
     def _user_embedding(self, user_id, history):
-        features, _ = self._features(user_id, history)
+        inputs = self._checked("user_embedding", user_id=user_id, history=history)
+        features, _ = self._features(inputs["user_id"], inputs["history"])
         return {"embedding": tf.cast(self.model.encode_users(features), tf.float32)}
 
     def _item_embedding(self, item_id):
         return {"embedding": tf.cast(self.model.encode_items(self.item_lookup.lookup(item_id)), tf.float32)}
 
     def _explain(self, user_id, history, candidates, history_rating=None):
-        features, _ = self._features(user_id, history, history_rating)
-        outputs = explain_candidates(self.model, features, self.item_lookup.lookup(candidates))
+        inputs = self._checked("explain", user_id=user_id, history=history, candidates=candidates,
+                               **({} if history_rating is None else {"history_rating": history_rating}))
+        features, _ = self._features(inputs["user_id"], inputs["history"], inputs.get("history_rating"))
+        outputs = self._over_candidate_chunks(
+            lambda rows, chunk: explain_candidates(
+                self.model, {name: tf.gather(value, rows) for name, value in features.items()}, chunk),
+            self.item_lookup.lookup(inputs["candidates"]),
+            names=("weights", "modality_weights") if hasattr(self.model, "modality_attention") else ("weights",))
         outputs["history_item_ids"] = tf.gather(tf.concat([[""], self.item_ids], axis=0), features["history"])
         if self.modality_names:
             outputs["modality_names"] = tf.tile(tf.constant([self.modality_names]), [tf.shape(user_id)[0], 1])

@@ -57,9 +57,13 @@ class RetrievalModel(keras.Model):
 
     def score_candidates(self, features, candidates, training=False):
         """Scores ``[B, C]`` of candidate item indices ``[B, C]`` for each user."""
-        users = self.encode_users(features, training=training)
+        return self.score_user_embeddings(self.encode_users(features, training=training), candidates,
+                                          training=training)
+
+    def score_user_embeddings(self, user_embeddings, candidates, training=False):
+        """Scores ``[B, C]``: dot products of user embeddings ``[B, D]`` with candidate item indices ``[B, C]``."""
         items = self.encode_items(candidates, training=training)
-        return ops.einsum("bd,bcd->bc", users, items)
+        return ops.einsum("bd,bcd->bc", user_embeddings, items)
 
     def all_item_embeddings(self, batch_size: int = 8192) -> np.ndarray:
         """Embeddings of item indices ``1..num_items`` (row ``i`` is item index ``i + 1``)."""
