@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
@@ -169,3 +170,59 @@ def test_clean_stale_temp_dirs_keeps_live_writers_and_other_folders(tmp_path):
         [live.name] + [folder.name for folder in others]
     )
     assert clean_stale_temp_dirs(tmp_path / "missing") == []
+
+
+def test_concurrent_writers_of_one_model_each_get_their_own_version(tmp_path):
+    """Both writers pick version 1 before either publishes; the second takes version 2 instead of failing."""
+    both_writing = threading.Barrier(2, timeout=30)
+    published, errors = [], []
+
+    def export(marker: str) -> None:
+        def write_fn(tmp: Path) -> None:
+            _write_fake_saved_model(tmp)
+            (tmp / "marker").write_text(marker)
+            both_writing.wait()
+
+        try:
+            published.append(write_version_atomically(tmp_path, write_fn))
+        except Exception as error:  # collected, so a failure shows in the assertion below
+            errors.append(error)
+
+    writers = [threading.Thread(target=export, args=(marker,)) for marker in ("a", "b")]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join()
+
+    assert errors == []
+    assert sorted(path.name for path in published) == ["1", "2"]
+    assert sorted((path / "marker").read_text() for path in published) == ["a", "b"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["1", "2"]
+
+
+def test_a_write_removes_temp_folders_of_killed_writers_only(tmp_path):
+    dead = tmp_path / f".tmp-1-{_dead_pid()}-0a1b"
+    live = tmp_path / f".tmp-1-{os.getpid()}-0a1c"
+    for folder in (dead, live):
+        folder.mkdir()
+        (folder / "saved_model.pb").write_bytes(b"partial")
+
+    assert write_version_atomically(tmp_path, _write_fake_saved_model).name == "1"
+
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["1", live.name])
+
+
+def test_a_version_taken_by_another_writer_at_publish_time_moves_to_the_next_number(tmp_path, monkeypatch):
+    """The check-then-rename window: the folder appears between the existence check and os.rename."""
+    rename = os.rename
+
+    def rename_after_a_rival(source, target):
+        if Path(target).name == "1" and not (tmp_path / "1").exists():
+            (tmp_path / "1").mkdir()
+            (tmp_path / "1" / "marker").write_text("theirs")
+        rename(source, target)
+
+    monkeypatch.setattr(versioning.os, "rename", rename_after_a_rival)
+    assert write_version_atomically(tmp_path, _write_fake_saved_model).name == "2"
+    assert (tmp_path / "1" / "marker").read_text() == "theirs"
+    assert (tmp_path / "2" / "saved_model.pb").read_bytes() == b"graph"

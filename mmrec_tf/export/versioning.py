@@ -38,6 +38,8 @@ _VERSION_NAME = re.compile(r"[0-9]+")
 # `.tmp-<version>-<pid>-<hex>`: starts with a dot and contains dashes, so it is
 # never a valid integer version name for TF Serving.
 _TEMP_NAME = re.compile(r"\.tmp-(?P<version>[0-9]+)-(?P<pid>[0-9]+)-(?P<token>[0-9a-f]+)")
+#: how many successive free version numbers an automatic version tries before giving up
+MAX_VERSION_ATTEMPTS = 100
 
 
 def list_versions(model_base_dir: str | os.PathLike) -> dict[int, Path]:
@@ -97,17 +99,25 @@ def write_version_atomically(
     named ``.tmp-<version>-<pid>-<random>`` inside ``model_base_dir``. Afterwards
     the folder is renamed to ``<model_base_dir>/<version>``.
 
+    Without ``version`` the version is taken when the write is complete: the
+    rename into the next free number either succeeds or finds that another
+    writer took that number meanwhile, and then tries the number after it. So
+    concurrent exports of one model into one folder each get their own
+    version. Temp folders of killed writers are removed first
+    (:func:`clean_stale_temp_dirs`); a live writer's are left alone.
+
     Args:
         model_base_dir: the model's folder, e.g. ``saved_models/din``; created if missing.
         write_fn: callable receiving the temporary folder as a ``pathlib.Path``.
-        version: the integer version to publish; ``None`` means :func:`next_version`.
+        version: the integer version to publish; ``None`` means the next free version
+            (:func:`next_version` when the write completes).
 
     Returns:
         The published version folder.
 
     Raises:
-        FileExistsError: the version exists already (checked before and after
-            ``write_fn``); nothing is overwritten and the temp folder is removed.
+        FileExistsError: the given ``version`` exists already (checked before and
+            after ``write_fn``); nothing is overwritten and the temp folder is removed.
         ValueError: ``version`` is not a non-negative integer.
         Any exception of ``write_fn`` (including ``KeyboardInterrupt``) is re-raised
         after the temp folder has been removed. A process killed with SIGKILL
@@ -129,15 +139,17 @@ def write_version_atomically(
     version 3 exists, nothing overwritten
     """
     base = Path(model_base_dir)
-    if version is None:
-        version = next_version(base)
-    if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+    automatic = version is None
+    if not automatic and (isinstance(version, bool) or not isinstance(version, int) or version < 0):
         raise ValueError(
             f"version must be a non-negative int (TF Serving version folder name), got {version!r}"
         )
     base.mkdir(parents=True, exist_ok=True)
-    final = base / str(version)
-    _raise_if_version_exists(base, version)
+    clean_stale_temp_dirs(base)
+    if automatic:
+        version = next_version(base)
+    else:
+        _raise_if_version_exists(base, version)
 
     tmp = base / f".tmp-{version}-{os.getpid()}-{secrets.token_hex(4)}"
     tmp.mkdir()
@@ -147,21 +159,38 @@ def write_version_atomically(
             raise FileNotFoundError(
                 f"write_fn removed or replaced the temporary version folder {tmp}"
             )
-        _raise_if_version_exists(base, version)
-        try:
-            os.rename(tmp, final)
-        except OSError as error:
-            # POSIX rename refuses to replace a non-empty directory.
-            if error.errno in (errno.EEXIST, errno.ENOTEMPTY):
+        for _ in range(MAX_VERSION_ATTEMPTS):
+            if automatic:
+                version = next_version(base)
+            final = base / str(version)
+            if _publish(tmp, base, version):
+                return final
+            if not automatic:
                 raise FileExistsError(
                     f"model version folder {final} appeared while version {version} "
                     f"was being written; refusing to overwrite it"
-                ) from error
-            raise
+                )
+        raise FileExistsError(
+            f"{base}: another writer took each of the next {MAX_VERSION_ATTEMPTS} versions while this "
+            f"one was being published; nothing was overwritten"
+        )
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return final
+
+
+def _publish(tmp: Path, base: Path, version: int) -> bool:
+    """Rename ``tmp`` to ``base/version``; False (nothing changed) when that version exists."""
+    if version in list_versions(base):
+        return False
+    try:
+        os.rename(tmp, base / str(version))
+    except OSError as error:
+        # POSIX rename refuses to replace a non-empty directory: another writer published it first.
+        if error.errno in (errno.EEXIST, errno.ENOTEMPTY):
+            return False
+        raise
+    return True
 
 
 def _raise_if_version_exists(base: Path, version: int) -> None:
