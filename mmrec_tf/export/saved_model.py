@@ -45,7 +45,8 @@ def example_requests(space, max_history: int, num_candidates: int = 5, batch: in
 
 def export_model(model, space, saved_models_dir: str | os.PathLike, name: str,
                  version: int | None = None, k: int = 100, warmup: bool = True, index: str = "auto",
-                 catalog: str | os.PathLike | pd.DataFrame | Sequence[str] | None = None) -> pathlib.Path:
+                 catalog: str | os.PathLike | pd.DataFrame | Sequence[str] | None = None,
+                 rerank: str | None = None, item_popularity: np.ndarray | None = None) -> pathlib.Path:
     """Write ``<saved_models_dir>/<name>/<version>/`` atomically and return that folder.
 
     The folder holds the SavedModel with the contract's signatures (see
@@ -66,6 +67,9 @@ def export_model(model, space, saved_models_dir: str | os.PathLike, name: str,
     the model does not know are embedded from their features (see
     :func:`~mmrec_tf.export.item_catalog.prepare_catalog`). A ranking model
     has no ``retrieve``; its ``score`` then reads new candidates' content.
+    ``rerank`` re-ranks a shortlist inside ``retrieve`` (``"mmr:0.3"``,
+    ``"calibrated:0.5"``, ``"tail:0.2"``; see :mod:`~mmrec_tf.export.reranking`);
+    ``"tail"`` needs ``item_popularity``, the training interactions per item index.
 
     Example:
     >>> export_model(model, space, "saved_models", "lstm_two_tower")  # doctest: +SKIP
@@ -80,7 +84,8 @@ def export_model(model, space, saved_models_dir: str | os.PathLike, name: str,
         model, space = prepared.model, prepared.space
         if getattr(model, "task_type", "retrieval") == "retrieval":
             catalog_ids, new_item_ids = prepared.item_ids, prepared.new_item_ids
-    module = ServingModule(model, space, k=k, index=index, catalog_ids=catalog_ids, new_item_ids=new_item_ids)
+    module = ServingModule(model, space, k=k, index=index, catalog_ids=catalog_ids, new_item_ids=new_item_ids,
+                           rerank=rerank, item_popularity=item_popularity)
     signatures = module.signatures()
     inputs = example_requests(space, module.max_history or 10, rating_levels=module.rating_levels)
 

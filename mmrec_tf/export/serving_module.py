@@ -8,6 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from mmrec_tf.export.explanations import explain_candidates
+from mmrec_tf.export.reranking import make_reranker, shortlist_size
 from mmrec_tf.export.retrieval_index import make_retrieval_index
 from mmrec_tf.layers.history import most_recent_history
 
@@ -50,7 +51,10 @@ class ServingModule(tf.Module):
     whatever the training precision. ``retrieve`` returns catalog items only
     (``catalog_ids``, default: every item of the vocabulary) and never an item
     of the history; when fewer than K catalog items remain, the remaining
-    slots hold id ``""`` and score ``-inf``. ``index`` picks the search:
+    slots hold id ``""`` and score ``-inf``. ``rerank`` (e.g. ``"mmr:0.3"``, see
+    :mod:`~mmrec_tf.export.reranking`) has ``retrieve`` pick its K items from a
+    larger shortlist of the index; ``item_popularity`` (training interactions
+    per item index) is what ``"tail:..."`` calls the long tail. ``index`` picks the search:
     ``"auto"``, ``"brute_force"``, ``"bfloat16"`` or ``"ivf[:nlist=N,nprobe=M]"``
     (see :func:`~mmrec_tf.export.retrieval_index.make_retrieval_index`); an IVF
     index trains its partitions on the catalog items not in ``new_item_ids``
@@ -71,7 +75,8 @@ class ServingModule(tf.Module):
 
     def __init__(self, model, space, k: int = 100, index: str = "auto",
                  catalog_ids: Sequence[str] | None = None, new_item_ids: Sequence[str] = (),
-                 score_chunk_pairs: int = SCORE_CHUNK_PAIRS):
+                 score_chunk_pairs: int = SCORE_CHUNK_PAIRS, rerank: str | None = None,
+                 item_popularity: np.ndarray | None = None):
         super().__init__(name="mmrec_serving")
         if isinstance(score_chunk_pairs, bool) or int(score_chunk_pairs) != score_chunk_pairs or score_chunk_pairs < 1:
             raise ValueError(f"score_chunk_pairs must be a whole number >= 1, got {score_chunk_pairs!r}")
@@ -91,10 +96,13 @@ class ServingModule(tf.Module):
             known = ~np.isin(space.item_vocab.ids[catalog - 1], np.asarray(list(new_item_ids), dtype=object))
             self.catalog_item_index = tf.Variable(catalog.astype(np.int32), trainable=False,
                                                   name="catalog_item_index")
-            self.index = make_retrieval_index(index, model.all_item_embeddings()[catalog - 1], k,
+            embeddings = model.all_item_embeddings()[catalog - 1]
+            self.index = make_retrieval_index(index, embeddings, shortlist_size(k, len(catalog)) if rerank else k,
                                               training_rows=np.flatnonzero(known) if known.any() else None,
                                               exact_vectors=self._catalog_item_vectors)
-            self.k = self.index.k
+            self.k = int(min(k, len(catalog))) if rerank else self.index.k
+            self.reranker = (make_reranker(rerank, self.k, catalog, embeddings, space, item_popularity)
+                             if rerank else None)
             self.catalog_ids = tf.Variable(np.append(space.item_vocab.ids[catalog - 1], "").astype(str),
                                            dtype=tf.string, trainable=False, name="catalog_item_ids")
             position = np.full(space.num_items + 1, -1, np.int32)
@@ -104,8 +112,8 @@ class ServingModule(tf.Module):
                           "user_embedding": {"user_id": STRING_VECTOR, "history": STRING_MATRIX},
                           "item_embedding": {"item_id": STRING_VECTOR}})
         else:
-            if catalog_ids is not None:
-                raise ValueError("catalog_ids restricts what `retrieve` returns; ranking models have no "
+            if catalog_ids is not None or rerank:
+                raise ValueError("catalog_ids and rerank change what `retrieve` returns; ranking models have no "
                                  "retrieve signature")
             self.k = int(min(k, space.num_items))
         self.item_ids = tf.Variable(np.asarray(space.item_vocab.ids, dtype=object).astype(str),
@@ -200,6 +208,8 @@ class ServingModule(tf.Module):
         features, history_index = self._features(inputs["user_id"], inputs["history"])
         users = tf.cast(self.model.encode_users(features), tf.float32)
         positions, scores = self.index.search(users, tf.gather(self.catalog_position, history_index))
+        if self.reranker is not None:
+            positions, scores = self.reranker.rerank(positions, scores, history_index)
         empty = tf.shape(self.catalog_ids, out_type=tf.int32)[0] - 1
         item_ids = tf.gather(self.catalog_ids, tf.where(positions >= 0, positions, empty))
         return {"item_ids": item_ids, "scores": scores}
