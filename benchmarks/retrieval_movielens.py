@@ -34,6 +34,7 @@ from mmrec_tf.experiment import prepare_data, run  # noqa: E402
 
 ENTRIES = ("popularity.movielens_100k", "two_tower.movielens_100k", "lstm_two_tower.movielens_100k")
 TFRS_RECIPE = {"optimizer": "adagrad", "learning_rate": 0.1, "batch_size": 8192, "epochs": 3}
+TFRS_ARCHITECTURE = {"embedding_dim": 32, "logq_correction": False, "remove_accidental_hits": False}
 TFRS_LABEL = "two_tower, TFRS tutorial recipe"
 PROTOCOL = "ML-100K leave-last-out, full ranking of 1,682 items, user's train+valid items excluded, 943 test users"
 
@@ -58,7 +59,8 @@ def main() -> None:
         print(f"{entry}: " + "; ".join(f"seed {s}: hr@10={r.test.metrics['hr@10']:.4f}" for s, r in enumerate(runs)),
               flush=True)
     if not args.no_tfrs_recipe:
-        results[TFRS_LABEL] = [run("two_tower", data, training={**TFRS_RECIPE, "seed": seed}, verbose=0)
+        results[TFRS_LABEL] = [run("two_tower", data, training={**TFRS_RECIPE, "seed": seed}, verbose=0,
+                                   **TFRS_ARCHITECTURE)
                                for seed in range(args.seeds)]
     rows = []
     for entry, runs in results.items():

@@ -315,10 +315,11 @@ def cmd_train(args) -> int:
     from mmrec_tf.experiment import data_settings, prepare_data, run, save_run
     from mmrec_tf.resume_recipe import check_resume, record_recipe
     from mmrec_tf.training import TrainingConfig, make_strategy
-    from mmrec_tf.zoo_entry import get_zoo_entry
+    from mmrec_tf.zoo_entry import get_zoo_entry, recipe_for
 
     strategy = make_strategy(args.strategy)
     entry = get_zoo_entry(args.model) if "." in args.model else None
+    recipe_training = recipe_for(args.model).training
     settings = data_settings(args.model)
     overrides = _parse_sets(args.set)
     if args.split:
@@ -344,12 +345,11 @@ def cmd_train(args) -> int:
     if args.force and not args.resume:
         raise ValueError("--force only applies to --resume")
     recipe = {"model": args.model, "architecture": overrides, "data": {"dataset": name, "path": path, **settings},
-              "training": dataclasses.asdict(TrainingConfig(**{**(entry.training if entry else {}), **training}))}
+              "training": dataclasses.asdict(TrainingConfig(**{**recipe_training, **training}))}
     resumed = check_resume(checkpoints, recipe, force=args.force) if interrupted else None
     print(f"loading {name}{' from ' + str(path) if path else ''} ...", flush=True)
     dataset = load_dataset(name, path, skip_bad_rows=args.skip_bad_rows)
-    data = prepare_data(dataset, seed=training.get("seed", entry.training.get("seed", 0) if entry else 0),
-                        **settings)
+    data = prepare_data(dataset, seed=training.get("seed", recipe_training.get("seed", 0)), **settings)
     labelled = ""
     if data.task == "ranking":
         positive = data.examples["train"].extras["label"].mean()
@@ -366,7 +366,7 @@ def cmd_train(args) -> int:
     print(f"valid: {result.valid}")
     if result.best_epoch is not None:
         print(f"kept epoch {result.best_epoch} of {result.training.epochs} (best valid gauc)")
-    print(f"trained in {result.train_seconds:.1f} s; run saved to {run_dir}")
+    print(f"trained in {result.train_seconds:.1f} s with the recipe of {result.recipe}; run saved to {run_dir}")
     return 0
 
 

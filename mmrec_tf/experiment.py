@@ -26,7 +26,7 @@ from mmrec_tf.evaluation.ranking_evaluator import PointwiseReport, predict_examp
 from mmrec_tf.evaluation.ranking_metrics import gauc
 from mmrec_tf.registry import TASKS, create_model, registered_model
 from mmrec_tf.training import TrainingConfig, chief_output, is_chief, num_replicas, strategy_name, train_model
-from mmrec_tf.zoo_entry import get_zoo_entry
+from mmrec_tf.zoo_entry import NO_RECIPE, recipe_for
 
 RUN_FILE = "run.json"
 MODEL_FILE = "model.keras"
@@ -44,24 +44,24 @@ def task_of(model_or_entry: str) -> str:
     >>> task_of("din.movielens_100k"), task_of("lstm_two_tower")
     ('ranking', 'retrieval')
     """
-    if "." in model_or_entry:
-        return get_zoo_entry(model_or_entry).task
-    return registered_model(model_or_entry).task
+    return recipe_for(model_or_entry).task
 
 
-def data_settings(model_or_entry: str) -> dict:
-    """:func:`prepare_data` keyword arguments for a zoo entry (its ``data`` section) or bare model (its task).
+def data_settings(model_or_entry: str, **overrides) -> dict:
+    """:func:`prepare_data` keyword arguments of a name's recipe (:func:`~mmrec_tf.zoo_entry.recipe_for`), and its task.
+
+    A zoo entry gives its ``data`` section but the dataset; a bare model
+    name, what its default recipe carries to any data (``max_history``).
+    ``overrides`` replace settings (e.g. ``max_history=10``).
 
     Example:
     >>> data_settings("din.movielens_100k")
     {'split': 'temporal_fraction', 'max_history': 50, 'label': 'rating >= 4', 'task': 'ranking'}
-    >>> data_settings("two_tower")
-    {'task': 'retrieval'}
+    >>> data_settings("two_tower"), data_settings("two_tower", max_history=10)
+    ({'max_history': 50, 'task': 'retrieval'}, {'max_history': 10, 'task': 'retrieval'})
     """
-    settings = {}
-    if "." in model_or_entry:
-        settings = {key: value for key, value in get_zoo_entry(model_or_entry).data.items() if key != "dataset"}
-    return {**settings, "task": task_of(model_or_entry)}
+    recipe = recipe_for(model_or_entry)
+    return {**recipe.data, **overrides, "task": recipe.task}
 
 
 @dataclasses.dataclass
@@ -283,7 +283,8 @@ class RunResult:
     ``valid`` and ``test`` are :class:`~mmrec_tf.evaluation.full_ranking.RankingReport`
     for retrieval models and :class:`~mmrec_tf.evaluation.ranking_evaluator.PointwiseReport`
     for ranking models, whose kept weights are those of ``best_epoch`` (best
-    validation GAUC).
+    validation GAUC). ``recipe`` is the zoo entry whose recipe was used
+    (``"none"``: the model has no entry, class defaults).
     """
 
     name: str
@@ -295,6 +296,7 @@ class RunResult:
     train_seconds: float
     strategy: tf.distribute.Strategy | None = None
     best_epoch: int | None = None
+    recipe: str = NO_RECIPE
 
     @property
     def examples_per_second(self) -> float:
@@ -305,11 +307,15 @@ class RunResult:
 def run(model_or_entry: str, data: PreparedData, training: dict | None = None, ks=(10, 20),
         verbose: int | str = "auto", checkpoint_dir: str | os.PathLike | None = None, callbacks=None,
         strategy: tf.distribute.Strategy | None = None, **overrides) -> RunResult:
-    """Create a catalog model, train it on ``data`` with the entry's recipe, evaluate valid and test.
+    """Create a catalog model, train it on ``data`` with its recipe, evaluate valid and test.
 
-    ``training`` replaces fields of the recipe (a zoo entry's ``training``
-    section, else :class:`TrainingConfig` defaults); ``overrides`` replace
-    architecture arguments. With ``checkpoint_dir`` an interrupted run resumes
+    The recipe (:func:`~mmrec_tf.zoo_entry.recipe_for`) is the zoo entry's
+    when ``model_or_entry`` names one, else that of the architecture's
+    default entry (the one measured best), so a bare name trains as well as
+    the zoo does; ``RunResult.recipe`` names it. ``training`` replaces
+    fields of its ``training`` section (:class:`TrainingConfig` defaults for
+    the rest); ``overrides`` replace architecture arguments. A model that
+    keeps a history keeps ``data.max_history`` items unless overridden. With ``checkpoint_dir`` an interrupted run resumes
     from its last finished epoch (see :func:`~mmrec_tf.training.train_model`).
     With ``strategy`` (a ``tf.distribute.Strategy``, e.g. from
     :func:`~mmrec_tf.training.make_strategy`) the model is created under its
@@ -330,26 +336,25 @@ def run(model_or_entry: str, data: PreparedData, training: dict | None = None, k
     >>> 0.0 <= result.test.metrics["hr@10"] <= 1.0
     True
     >>> ranking = prepare_data(load_dataset("synthetic", num_users=30, num_items=12, num_clusters=2,
-    ...                                     interactions_per_user=20), max_history=4, **data_settings("din"))
+    ...                                     interactions_per_user=20), **data_settings("din", max_history=4))
     >>> result = run("embedding_mlp", ranking, training={"epochs": 2, "jit_compile": False}, verbose=0,
     ...              embedding_dim=4, hidden_units=[8], max_history=4)
     >>> 0.0 <= result.test.metrics["gauc"] <= 1.0, result.best_epoch in (1, 2)
     (True, True)
     """
-    recipe = {}
-    if "." in model_or_entry:
-        recipe = dict(get_zoo_entry(model_or_entry).training)
-    recipe.update(training or {})
-    config = TrainingConfig(**recipe)
+    recipe = recipe_for(model_or_entry)
+    config = TrainingConfig(**{**recipe.training, **(training or {})})
     keras.utils.set_random_seed(config.seed)
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
-        model = create_model(model_or_entry, space=data.space, **overrides)
+        model = create_model(recipe.model, space=data.space,
+                             **{**recipe.model_arguments(max_history=data.max_history), **overrides})
     task = getattr(model, "task_type", "retrieval")
     if task != data.task:
         raise ValueError(f"{model_or_entry} is a {task} model but the data was prepared for {data.task}; prepare it "
                          f"with prepare_data(..., task={task!r}) or prepare_data(..., **data_settings(name))")
     if task == "ranking":
-        return _run_ranking(model_or_entry, model, data, config, verbose, checkpoint_dir, callbacks, strategy)
+        return _run_ranking(model_or_entry, model, data, config, verbose, checkpoint_dir, callbacks, strategy,
+                            recipe.name)
     if getattr(model, "max_history", data.max_history) > data.max_history:
         raise ValueError(f"the model keeps {model.max_history} history items but the data was prepared with "
                          f"max_history={data.max_history}")
@@ -359,10 +364,10 @@ def run(model_or_entry: str, data: PreparedData, training: dict | None = None, k
     seconds = time.perf_counter() - started
     valid = evaluate_retrieval(model, data.examples["valid"], data.seen("valid"), ks=ks)
     test = evaluate_retrieval(model, data.examples["test"], data.seen("test"), ks=ks)
-    return RunResult(model_or_entry, model, data, config, valid, test, seconds, strategy)
+    return RunResult(model_or_entry, model, data, config, valid, test, seconds, strategy, recipe=recipe.name)
 
 
-def _run_ranking(name, model, data, config, verbose, checkpoint_dir, callbacks, strategy) -> RunResult:
+def _run_ranking(name, model, data, config, verbose, checkpoint_dir, callbacks, strategy, recipe) -> RunResult:
     model_history = getattr(model, "max_history", None)
     if getattr(model, "uses_history", True) and model_history is not None and model_history != data.max_history:
         raise ValueError(f"the model keeps {model_history} history items but the data was prepared with "
@@ -377,7 +382,8 @@ def _run_ranking(name, model, data, config, verbose, checkpoint_dir, callbacks, 
     seconds = time.perf_counter() - started
     valid = ranking_report(model, data.examples["valid"])
     test = ranking_report(model, data.examples["test"])
-    return RunResult(name, model, data, config, valid, test, seconds, strategy, best_epoch=selector.best_epoch)
+    return RunResult(name, model, data, config, valid, test, seconds, strategy, best_epoch=selector.best_epoch,
+                     recipe=recipe)
 
 
 def save_run(result: RunResult, run_dir: str | os.PathLike, data_source: dict,
@@ -402,6 +408,7 @@ def _write_run(result: RunResult, run_dir: pathlib.Path, data_source: dict, resu
     record = {
         "name": result.name,
         "model": result.model.registry_name,
+        "recipe": result.recipe,
         "task": result.data.task,
         "data": {**data_source, **result.data.record()},
         "training": dataclasses.asdict(result.training),

@@ -90,8 +90,11 @@ def create_model(name_or_entry: str, space=None, **overrides):
 
     ``space`` (a :class:`~mmrec_tf.data.FeatureSpace`) supplies vocabulary
     sizes and feature tables; ``overrides`` replace constructor arguments (a
-    zoo entry's ``architecture`` section gives the defaults). Unknown argument
-    names are rejected.
+    zoo entry's recipe gives the defaults: its ``architecture`` and
+    ``data.max_history``; a bare name, the class's). Unknown argument names
+    are rejected. :func:`~mmrec_tf.experiment.run` and ``mmrec train`` build
+    a bare name with its best measured recipe
+    (:func:`~mmrec_tf.zoo_entry.recipe_for`).
 
     Example:
     >>> from mmrec_tf.data import FeatureSpace, load_dataset
@@ -101,11 +104,11 @@ def create_model(name_or_entry: str, space=None, **overrides):
     8
     """
     if "." in name_or_entry:
-        from mmrec_tf.zoo_entry import get_zoo_entry
+        from mmrec_tf.zoo_entry import recipe_for
 
-        entry = get_zoo_entry(name_or_entry)
-        arguments = {**entry.architecture, **overrides}
-        registered = registered_model(entry.model)
+        recipe = recipe_for(name_or_entry)
+        arguments = {**recipe.model_arguments(), **overrides}
+        registered = registered_model(recipe.model)
     else:
         arguments = dict(overrides)
         registered = registered_model(name_or_entry)

@@ -20,8 +20,13 @@ TRAINING_KEYS = {"epochs": int, "batch_size": int, "learning_rate": float, "opti
 METRICS_KEYS = {"protocol": str, "script": str, "measured_on": str, "values": dict, "baselines": dict,
                 "training_examples_per_second": float}
 TOP_LEVEL_KEYS = {"name": str, "model": str, "task": str, "description": str, "references": list,
-                  "architecture": dict, "data": dict, "training": dict, "metrics": dict}
+                  "architecture": dict, "data": dict, "training": dict, "metrics": dict, "default": bool}
 REQUIRED_KEYS = ("name", "model", "task", "description", "architecture", "data", "training")
+# What a recipe keeps when it is applied to other data than its entry's: these name the entry's own columns
+# and splits, so a bare model name on another dataset takes the model's and the task's defaults for them.
+DATA_BOUND_ARCHITECTURE = ("item_features",)
+PORTABLE_DATA = ("max_history", "history")
+NO_RECIPE = "none"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,6 +49,7 @@ class ZooEntry:
     metrics: dict
     references: list
     source: str
+    default: bool = False
 
 
 def _check_types(section: dict, allowed: dict, prefix: str, source: str) -> None:
@@ -109,6 +115,7 @@ def parse_zoo_entry(content: Any, source: str) -> ZooEntry:
         name=content["name"], model=content["model"], task=content["task"], description=content["description"],
         architecture=dict(content["architecture"]), data=dict(content["data"]), training=dict(content["training"]),
         metrics=dict(content.get("metrics", {})), references=list(content.get("references", [])), source=source,
+        default=bool(content.get("default", False)),
     )
 
 
@@ -152,3 +159,100 @@ def get_zoo_entry(name: str) -> ZooEntry:
     if name not in entries:
         raise ConfigError(f"unknown zoo entry {name!r}; known entries: {sorted(entries)}", key_path="name")
     return entries[name]
+
+
+def default_entry(model: str) -> ZooEntry | None:
+    """The zoo entry whose recipe a bare architecture name trains with, or None when ``model`` has none.
+
+    That is the model's entry marked ``default: true`` (the one measured
+    best), else its only entry.
+
+    Example:
+    >>> default_entry("two_tower").name
+    'two_tower.movielens_100k'
+    """
+    entries = [entry for entry in load_zoo_entries().values() if entry.model == model]
+    marked = [entry for entry in entries if entry.default]
+    if len(marked) > 1:
+        raise ConfigError(f"zoo entries {[e.name for e in marked]} are all marked default for {model!r}; mark one",
+                          key_path="default", source=marked[1].source)
+    if marked:
+        return marked[0]
+    if len(entries) > 1:
+        raise ConfigError(f"model {model!r} has several zoo entries ({[e.name for e in entries]}) and none is "
+                          f"marked 'default: true'; mark the one measured best", key_path="default",
+                          source=entries[0].source)
+    return entries[0] if entries else None
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """What a name trains with: a model, its architecture arguments, data settings and training settings.
+
+    ``name`` is the zoo entry the recipe comes from (:data:`NO_RECIPE`,
+    ``"none"``, when the model has no entry: class defaults).
+    ``data`` are :func:`~mmrec_tf.experiment.prepare_data` keyword arguments.
+
+    Example:
+    >>> recipe = recipe_for("two_tower")
+    >>> recipe.name, recipe.architecture["logq_correction"], recipe.training["learning_rate"]
+    ('two_tower.movielens_100k', True, 0.001)
+    """
+
+    name: str
+    model: str
+    task: str
+    architecture: dict
+    data: dict
+    training: dict
+
+    def model_arguments(self, max_history: int | None = None) -> dict:
+        """The architecture arguments; a model that keeps a history keeps ``max_history`` items.
+
+        ``max_history`` is the length of the histories the examples carry
+        (default: the recipe's ``data.max_history``): the one place where the
+        model's history length is set from the data's.
+
+        Example:
+        >>> recipe_for("lstm_two_tower").model_arguments(max_history=20)["max_history"]
+        20
+        >>> "max_history" in recipe_for("two_tower").model_arguments(max_history=20)
+        False
+        """
+        from mmrec_tf.registry import accepted_arguments, registered_model
+
+        arguments = dict(self.architecture)
+        max_history = max_history if max_history is not None else self.data.get("max_history")
+        if max_history is not None and "max_history" in accepted_arguments(registered_model(self.model).cls):
+            arguments["max_history"] = max_history
+        return arguments
+
+
+def recipe_for(model_or_entry: str) -> Recipe:
+    """The recipe a zoo entry name or a bare architecture name trains with.
+
+    A zoo entry: its architecture, data settings (without the dataset) and
+    training. A bare name: the recipe of its :func:`default_entry` made
+    portable to any data: the architecture without the arguments that name
+    the entry's own columns (:data:`DATA_BOUND_ARCHITECTURE`), of the data
+    settings only :data:`PORTABLE_DATA`, and the whole training section.
+
+    Example:
+    >>> recipe_for("din").architecture["activation"], recipe_for("din").data
+    ('dice', {'max_history': 50})
+    >>> "item_features" in recipe_for("vbpr").architecture, "item_features" in recipe_for("vbpr.lastfm_2k_mm").architecture
+    (False, True)
+    """
+    from mmrec_tf.registry import registered_model
+
+    if "." in model_or_entry:
+        entry = get_zoo_entry(model_or_entry)
+        data = {key: value for key, value in entry.data.items() if key != "dataset"}
+        return Recipe(entry.name, entry.model, entry.task, dict(entry.architecture), data, dict(entry.training))
+    registered = registered_model(model_or_entry)
+    entry = default_entry(model_or_entry)
+    if entry is None:
+        return Recipe(NO_RECIPE, model_or_entry, registered.task, {}, {}, {})
+    architecture = {key: value for key, value in entry.architecture.items() if key not in DATA_BOUND_ARCHITECTURE}
+    data = {key: value for key, value in entry.data.items() if key in PORTABLE_DATA}
+    return Recipe(entry.name, entry.model, entry.task, architecture, data, dict(entry.training))

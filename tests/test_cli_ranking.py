@@ -137,8 +137,8 @@ def test_make_split_takes_temporal_fraction_and_its_fractions():
 def test_the_task_decides_the_examples():
     dataset = make_synthetic(num_users=6, num_items=8, num_clusters=2, interactions_per_user=10)
     assert data_settings("embedding_mlp.movielens_100k")["task"] == "ranking"
-    ranking = prepare_data(dataset, max_history=3, **data_settings("embedding_mlp"))
-    retrieval = prepare_data(dataset, max_history=3, **data_settings("two_tower"))
+    ranking = prepare_data(dataset, **data_settings("embedding_mlp", max_history=3))
+    retrieval = prepare_data(dataset, **data_settings("two_tower", max_history=3))
     assert ranking.split.method == "temporal_fraction" and retrieval.split.method == "leave_last_out"
     labels = ranking.examples["train"].extras["label"]
     assert set(np.unique(labels)) <= {0.0, 1.0}
@@ -170,7 +170,7 @@ def test_best_epoch_survives_a_resume(tmp_path):
     from mmrec_tf.registry import create_model
 
     dataset = make_synthetic(num_users=20, num_items=8, num_clusters=2, interactions_per_user=20)
-    data = prepare_data(dataset, max_history=3, **data_settings("embedding_mlp"))
+    data = prepare_data(dataset, **data_settings("embedding_mlp", max_history=3))
     model = create_model("embedding_mlp", space=data.space, embedding_dim=4, hidden_units=[4], max_history=3)
     model(model.make_dataset(data.examples["valid"], 8, shuffle=False).take(1).get_single_element())
     first = BestValidationEpoch(data.examples["valid"], state_dir=tmp_path)
