@@ -19,8 +19,9 @@ from __future__ import annotations
 import numpy as np
 
 from mmrec_tf.data.feature_space import FeatureSpace
-from mmrec_tf.data.pipeline import VISIBLE_HISTORY, Examples, build_examples
-from mmrec_tf.data.splits import SPLITS, Split
+from mmrec_tf.data.grouping import items_by_user
+from mmrec_tf.data.pipeline import Examples, examples_by_split, row_histories
+from mmrec_tf.data.splits import Split
 
 SAMPLERS = ("uniform", "popularity")
 HISTORIES = ("all", "positive", "rated")
@@ -83,12 +84,7 @@ def user_positives(*examples: Examples) -> dict[int, np.ndarray]:
     >>> {u: v.tolist() for u, v in user_positives(ex).items()}
     {1: [3, 4], 2: [4]}
     """
-    users = np.concatenate([e.user_id for e in examples]).astype(np.int64)
-    items = np.concatenate([e.item_id for e in examples]).astype(np.int64)
-    order = np.lexsort((items, users))
-    users, items = users[order], items[order]
-    cuts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]]) if len(users) else np.array([], int)
-    return {int(users[c]): np.unique(part) for c, part in zip(cuts, np.split(items, cuts[1:]))}
+    return items_by_user(np.concatenate([e.user_id for e in examples]), np.concatenate([e.item_id for e in examples]))
 
 
 def sampling_distribution(num_items: int, sampler: str = "uniform", alpha: float = 0.75,
@@ -235,37 +231,23 @@ def build_rating_examples(split: Split, space: FeatureSpace, max_history: int = 
     if column not in split.log.columns:
         raise ValueError(f"build_rating_examples: the interactions have no {column!r} column; they have "
                          f"{list(split.log.columns)}")
-    examples = {name: label_by_threshold(part, threshold, column)
-                for name, part in build_examples(split, space, max_history).items()}
-    if history == "all":
-        return examples
     log = split.log
-    items = space.item_vocab.lookup(log["item_id"])
     ratings = log[column].to_numpy(dtype=np.float64)
+    kept = carried = None
     if history == "rated":
         bad = np.flatnonzero((ratings != np.round(ratings)) | (ratings < 1))
         if bad.size:
             raise ValueError(f"build_rating_examples(history='rated'): field {column!r} must hold whole numbers "
                              f">= 1 (they become rating levels); row {int(bad[0])} has {ratings[bad[0]]}")
-        kept = np.ones(len(log), bool)
-    else:
+        carried = ratings.astype(np.int32)
+    elif history == "positive":
         kept = ratings >= threshold
-    labels = log["split"].to_numpy()
-    users = log["user_id"].to_numpy()
-    histories = np.zeros((len(log), max_history), np.int32)
-    history_ratings = np.zeros((len(log), max_history), np.int32)
-    seen: dict[str, list[tuple[int, int]]] = {}
-    for row in range(len(log)):
-        if row == 0 or users[row] != users[row - 1]:
-            seen = {name: [] for name in SPLITS}
-        past = sorted(entry for visible in VISIBLE_HISTORY[labels[row]] for entry in seen[visible][-max_history:])
-        past = past[-max_history:]
-        histories[row, :len(past)] = [item for _, item in past]
-        history_ratings[row, :len(past)] = [ratings[earlier] for earlier, _ in past]
-        if kept[row]:
-            seen[labels[row]].append((row, items[row]))
-    for name, part in examples.items():
-        part.history = histories[labels == name]
-        if history == "rated":
+    items = space.item_vocab.lookup(log["item_id"])
+    histories, history_ratings = row_histories(split, items, max_history, kept=kept, carried=carried)
+    examples = {name: label_by_threshold(part, threshold, column) for name, part in
+                examples_by_split(log, space.user_vocab.lookup(log["user_id"]), items, histories).items()}
+    if carried is not None:
+        labels = log["split"].to_numpy()
+        for name, part in examples.items():
             part.extras["history_rating"] = history_ratings[labels == name]
     return examples

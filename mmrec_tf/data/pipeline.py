@@ -16,6 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from mmrec_tf.data.feature_space import FeatureSpace
+from mmrec_tf.data.grouping import items_by_user, run_bounds
 from mmrec_tf.data.splits import SPLITS, Split
 
 VISIBLE_HISTORY = {"train": ("train",), "valid": ("train",), "test": ("train", "valid")}
@@ -48,24 +49,15 @@ class Examples:
 
 def build_examples(split: Split, space: FeatureSpace, max_history: int = 50) -> dict[str, Examples]:
     """Examples for train, valid and test, with histories per the module's rules."""
-    if max_history < 1:
-        raise ValueError(f"max_history must be at least 1, got {max_history}")
     log = split.log
-    users = space.user_vocab.lookup(log["user_id"])
     items = space.item_vocab.lookup(log["item_id"])
+    histories, _ = row_histories(split, items, max_history)
+    return examples_by_split(log, space.user_vocab.lookup(log["user_id"]), items, histories)
+
+
+def examples_by_split(log, users: np.ndarray, items: np.ndarray, histories: np.ndarray) -> dict[str, Examples]:
+    """The rows of ``log`` (with per-row indices and histories) as :class:`Examples` per split, with their extras."""
     labels = log["split"].to_numpy()
-    histories = np.zeros((len(log), max_history), np.int32)
-    boundaries = np.flatnonzero(np.r_[True, log["user_id"].to_numpy()[1:] != log["user_id"].to_numpy()[:-1], True])
-    for start, end in zip(boundaries[:-1], boundaries[1:]):
-        seen = {name: [] for name in SPLITS}
-        for row in range(start, end):
-            visible = VISIBLE_HISTORY[labels[row]]
-            if len(visible) == 1:
-                past = seen[visible[0]][-max_history:]
-            else:
-                past = _merge_recent([seen[v] for v in visible], max_history)
-            histories[row, : len(past)] = [item for _, item in past]
-            seen[labels[row]].append((row, items[row]))
     extra_columns = [c for c in ("rating", "label", "timestamp") if c in log.columns]
     result = {}
     for name in SPLITS:
@@ -76,20 +68,86 @@ def build_examples(split: Split, space: FeatureSpace, max_history: int = 50) -> 
     return result
 
 
-def _merge_recent(lists: list[list[tuple[int, int]]], limit: int) -> list[tuple[int, int]]:
-    merged = sorted((entry for entries in lists for entry in entries[-limit:]), key=lambda e: e[0])
-    return merged[-limit:]
+def row_histories(split: Split, items: np.ndarray, max_history: int, kept: np.ndarray | None = None,
+                  carried: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """The history rule: per row of ``split.log``, the items (indices ``items``) of the rows it may see.
+
+    A row sees its user's earlier rows of the splits :data:`VISIBLE_HISTORY`
+    names for its own split, and of those only the ``kept`` ones (default:
+    all); the most recent ``max_history``, oldest first, 0-padded at the end.
+    With ``carried`` (an int per row, e.g. its rating) the second result
+    holds, aligned with the history, the carried value of each history row.
+
+    Example:
+    >>> from mmrec_tf.data.sources import make_synthetic
+    >>> from mmrec_tf.data.splits import leave_last_out
+    >>> split = leave_last_out(make_synthetic(num_users=1, num_items=6, num_clusters=1, interactions_per_user=4))
+    >>> histories, _ = row_histories(split, np.array([5, 6, 7, 8]), max_history=3)
+    >>> split.log["split"].tolist(), histories.tolist()
+    (['train', 'train', 'valid', 'test'], [[0, 0, 0], [5, 0, 0], [5, 6, 0], [5, 6, 7]])
+    """
+    histories, carried_histories, _ = _walk_histories(split, items, max_history, kept, carried)
+    return histories, carried_histories
+
+
+def user_histories(split: Split, items: np.ndarray, max_history: int, target: str) -> tuple[np.ndarray, np.ndarray]:
+    """The history rule for a row of ``target`` placed after each user's last row: ``(bounds, histories)``.
+
+    User ``u``'s rows are ``split.log[bounds[u]:bounds[u + 1]]`` and
+    ``histories[u]`` is the history (as :func:`row_histories`) a ``target``
+    row would see after all of them: every visible row, taken whole.
+
+    Example:
+    >>> from mmrec_tf.data.sources import make_synthetic
+    >>> from mmrec_tf.data.splits import leave_last_out
+    >>> split = leave_last_out(make_synthetic(num_users=1, num_items=6, num_clusters=1, interactions_per_user=4))
+    >>> bounds, histories = user_histories(split, np.array([5, 6, 7, 8]), max_history=3, target="valid")
+    >>> bounds.tolist(), histories.tolist()
+    ([0, 4], [[5, 6, 0]])
+    """
+    _, _, final = _walk_histories(split, items, max_history, None, None, final_target=target)
+    return final
+
+
+def _walk_histories(split: Split, items: np.ndarray, max_history: int, kept: np.ndarray | None,
+                    carried: np.ndarray | None, final_target: str | None = None):
+    """One pass over the log, user by user, keeping per split the rows a later row may see."""
+    if max_history < 1:
+        raise ValueError(f"max_history must be at least 1, got {max_history}")
+    log = split.log
+    labels = log["split"].to_numpy()
+    kept = np.ones(len(log), bool) if kept is None else kept
+    histories = np.zeros((len(log), max_history), np.int32)
+    carried_histories = None if carried is None else np.zeros((len(log), max_history), np.int32)
+    bounds = run_bounds(log["user_id"].to_numpy())
+    finals = np.zeros((len(bounds) - 1, max_history), np.int32)
+    for user, (start, end) in enumerate(zip(bounds[:-1], bounds[1:])):
+        seen = {name: [] for name in SPLITS}
+        for row in range(start, end):
+            past = _visible(seen, labels[row], max_history)
+            histories[row, : len(past)] = [items[earlier] for earlier in past]
+            if carried is not None:
+                carried_histories[row, : len(past)] = [carried[earlier] for earlier in past]
+            if kept[row]:
+                seen[labels[row]].append(row)
+        if final_target is not None:
+            past = _visible(seen, final_target, max_history)
+            finals[user, : len(past)] = [items[earlier] for earlier in past]
+    return histories, carried_histories, (bounds, finals)
+
+
+def _visible(seen: dict[str, list[int]], target: str, limit: int) -> list[int]:
+    """The most recent ``limit`` rows a row of split ``target`` sees, in log order."""
+    visible = VISIBLE_HISTORY[target]
+    if len(visible) == 1:
+        return seen[visible[0]][-limit:]
+    return sorted(row for name in visible for row in seen[name][-limit:])[-limit:]
 
 
 def seen_items(split: Split, space: FeatureSpace, target: str = "test") -> dict[int, np.ndarray]:
     """Per user index, the item indices visible before evaluating ``target`` (to exclude from ranking)."""
     visible = split.log[split.log["split"].isin(VISIBLE_HISTORY[target])]
-    users = space.user_vocab.lookup(visible["user_id"])
-    items = space.item_vocab.lookup(visible["item_id"])
-    order = np.argsort(users, kind="stable")
-    users, items = users[order], items[order]
-    cuts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]])
-    return {int(users[c]): np.unique(part) for c, part in zip(cuts, np.split(items, cuts[1:]))}
+    return items_by_user(space.user_vocab.lookup(visible["user_id"]), space.item_vocab.lookup(visible["item_id"]))
 
 
 def item_frequencies(examples: Examples, num_items: int) -> np.ndarray:

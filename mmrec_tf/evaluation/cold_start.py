@@ -8,7 +8,7 @@ import numpy as np
 from keras import ops
 
 from mmrec_tf.data.feature_space import FeatureSpace
-from mmrec_tf.data.pipeline import VISIBLE_HISTORY
+from mmrec_tf.data.pipeline import VISIBLE_HISTORY, user_histories
 from mmrec_tf.data.splits import Split, cold_item_ids
 from mmrec_tf.evaluation.full_ranking import expected_hits_and_gains
 
@@ -62,29 +62,22 @@ def user_queries(split: Split, space: FeatureSpace, max_history: int = 50, targe
     """
     if target not in ("valid", "test"):
         raise ValueError(f"target must be one of ['test', 'valid'], got {target!r}")
-    if max_history < 1:
-        raise ValueError(f"max_history must be at least 1, got {max_history}")
     log = split.log
     users = space.user_vocab.lookup(log["user_id"])
     items = space.item_vocab.lookup(log["item_id"])
     labels = log["split"].to_numpy()
-    visible = np.isin(labels, VISIBLE_HISTORY[target])
-    wanted = labels == target
-    cuts = np.flatnonzero(np.r_[True, log["user_id"].to_numpy()[1:] != log["user_id"].to_numpy()[:-1], True])
-    rows, histories, targets, seen = [], [], [], []
-    for start, end in zip(cuts[:-1], cuts[1:]):
-        held_out = items[start:end][wanted[start:end]]
+    bounds, histories = user_histories(split, items, max_history, target)
+    rows, kept_histories, targets, seen = [], [], [], []
+    for start, end, history in zip(bounds[:-1], bounds[1:], histories):
+        held_out = items[start:end][labels[start:end] == target]
         if not len(held_out):
             continue
-        past = items[start:end][visible[start:end]]
-        history = np.zeros(max_history, np.int32)
-        recent = past[-max_history:]
-        history[: len(recent)] = recent
+        past = items[start:end][np.isin(labels[start:end], VISIBLE_HISTORY[target])]
         rows.append(users[start])
-        histories.append(history)
+        kept_histories.append(history)
         targets.append(np.unique(held_out[held_out > 0]))
         seen.append(np.unique(past[past > 0]))
-    return UserQueries(np.asarray(rows, np.int32), np.asarray(histories, np.int32).reshape(-1, max_history),
+    return UserQueries(np.asarray(rows, np.int32), np.asarray(kept_histories, np.int32).reshape(-1, max_history),
                        targets, seen)
 
 
