@@ -110,6 +110,9 @@ def parse_zoo_entry(content: Any, source: str) -> ZooEntry:
     if not content["name"].startswith(content["model"] + "."):
         raise ConfigError(f"entry names are '<model>.<tag>'; expected a name starting with {content['model']}.",
                           key_path="name", source=source)
+    if "max_history" in content["architecture"]:
+        raise ConfigError("write max_history once, as data.max_history: the model keeps the history the data "
+                          "carries", key_path="architecture.max_history", source=source)
     check_arguments(registered.cls, content["architecture"], source=source, key_prefix="architecture.")
     return ZooEntry(
         name=content["name"], model=content["model"], task=content["task"], description=content["description"],

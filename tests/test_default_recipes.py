@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import yaml
 
 import mmrec_tf.zoo_entry as zoo_entry
 from mmrec_tf.cli import main
@@ -68,6 +69,14 @@ def test_a_model_without_entries_trains_with_class_defaults(monkeypatch):
     monkeypatch.setattr(zoo_entry, "load_zoo_entries", lambda: {})
     recipe = recipe_for("two_tower")
     assert (recipe.name, recipe.architecture, recipe.data, recipe.training) == ("none", {}, {}, {})
+
+
+def test_max_history_is_written_once_per_entry_under_data():
+    content = yaml.safe_load(open(get_zoo_entry("din.movielens_100k").source, encoding="utf-8"))
+    content["architecture"]["max_history"] = 50
+    with pytest.raises(ConfigError, match="write max_history once") as raised:
+        zoo_entry.parse_zoo_entry(content, source="din.yaml")
+    assert raised.value.key_path == "architecture.max_history"
 
 
 def test_create_model_from_an_entry_keeps_the_history_of_its_data_section(tiny_space):
