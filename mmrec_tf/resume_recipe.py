@@ -23,6 +23,8 @@ import json
 import os
 import pathlib
 
+from mmrec_tf.atomic_file import write_atomically
+
 RECIPE_FILE = "recipe.json"
 MAY_CHANGE_ON_RESUME = ("training.epochs", "training.jit_compile", "training.steps_per_execution")
 
@@ -51,11 +53,9 @@ def differences(checkpointed: dict, now: dict) -> dict:
 
 def record_recipe(checkpoint_dir: str | os.PathLike, recipe: dict) -> None:
     """Write ``recipe`` as the checkpoint folder's ``recipe.json`` (written aside, then renamed)."""
-    folder = pathlib.Path(checkpoint_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    partial = folder / f".partial-{RECIPE_FILE}"
-    partial.write_text(json.dumps(recipe, indent=2, sort_keys=True), encoding="utf-8")
-    os.replace(partial, folder / RECIPE_FILE)
+    text = json.dumps(recipe, indent=2, sort_keys=True)
+    write_atomically(pathlib.Path(checkpoint_dir) / RECIPE_FILE,
+                     lambda temporary: pathlib.Path(temporary).write_text(text, encoding="utf-8"))
 
 
 def check_resume(checkpoint_dir: str | os.PathLike, recipe: dict, force: bool = False) -> dict | None:

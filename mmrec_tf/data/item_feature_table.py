@@ -26,11 +26,12 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
+
+from mmrec_tf.atomic_file import write_atomically
 
 FORMAT_VERSION = 1
 _KEYS = ("format_version", "item_ids", "vectors", "present", "modality", "encoder",
@@ -42,18 +43,11 @@ class ItemFeatureTableError(ValueError):
 
 
 def _atomic_savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as file:
+    def savez(temporary: str) -> None:
+        with open(temporary, "wb") as file:  # a file object: np.savez would add ".npz" to a name
             np.savez(file, **arrays)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+
+    write_atomically(path, savez)
 
 
 def _as_id_array(item_ids) -> np.ndarray:
@@ -388,10 +382,7 @@ def build_item_feature_table(
             )
     else:
         partial_dir.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".manifest.", suffix=".tmp", dir=partial_dir)
-        with os.fdopen(fd, "w") as file:
-            json.dump(manifest, file, indent=1)
-        os.replace(tmp, manifest_path)
+        write_atomically(manifest_path, lambda temporary: Path(temporary).write_text(json.dumps(manifest, indent=1)))
 
     num_batches = (ids.size + batch_size - 1) // batch_size
 

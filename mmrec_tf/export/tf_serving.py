@@ -26,8 +26,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
-import tempfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +37,7 @@ from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
+from mmrec_tf.atomic_file import write_atomically
 from mmrec_tf.serving.client import tensor_proto_to_numpy
 
 __all__ = [
@@ -64,26 +64,8 @@ _MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
 _VERSION_NAME = re.compile(r"[0-9]+")
 
 
-def _atomic_write(path: Path, write_to: Callable[[str], None]) -> None:
-    """Calls ``write_to(tmp_file)`` beside ``path``, then renames the file over ``path``.
-
-    Readers (a polling server) see the old file or the complete new one, never a
-    partial write.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    try:
-        write_to(tmp_name)
-        os.replace(tmp_name, path)
-    except BaseException:
-        if os.path.exists(tmp_name):
-            os.remove(tmp_name)
-        raise
-
-
 def _atomic_write_text(path: Path, text: str) -> None:
-    _atomic_write(path, lambda tmp_name: Path(tmp_name).write_text(text, encoding="utf-8"))
+    write_atomically(path, lambda tmp_name: Path(tmp_name).write_text(text, encoding="utf-8"))
 
 
 def _signature_defs(version_dir: Path) -> dict[str, Any] | None:
@@ -226,7 +208,7 @@ def write_warmup_requests(
                 writer.write(record)
 
     path = version_dir / WARMUP_RELATIVE_PATH
-    _atomic_write(path, write_records)
+    write_atomically(path, write_records)
     return path
 
 
