@@ -8,11 +8,12 @@ past); the history of an example is the user's 50 most recent earlier liked movi
 >= 4; ``--history all`` for every earlier rated movie; ``--history rated`` for
 every earlier rated movie with its rating as a per-behaviour feature, which
 the entries with ``rating_levels`` embed).
-Each model is trained with its zoo entry's recipe for up to ``epochs`` epochs,
-keeping the epoch with the best validation GAUC, then scored on the test
-split: GAUC (impression-weighted per-user AUC, the paper's metric), AUC and
-log loss, mean ± std over seeds. Training speed counts training examples per
-second of ``fit`` (validation scoring excluded).
+Each model is trained by :func:`mmrec_tf.experiment.run` (what ``mmrec train``
+runs) with its zoo entry's recipe for up to ``epochs`` epochs, keeping the
+epoch with the best validation GAUC, then scored on the test split: GAUC
+(impression-weighted per-user AUC, the paper's metric), AUC and log loss,
+mean ± std over seeds. Training speed counts training examples per second of
+``fit`` (the per-epoch validation scoring excluded).
 
     python benchmarks/ranking_movielens.py [--data-path ../shared/data/ml-100k] [--seeds 3]
         [--models article_lstm,embedding_mlp,din] [--history positive|all|rated] [--update-zoo]
@@ -30,25 +31,15 @@ import os
 import pathlib
 import statistics
 import sys
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
 import yaml  # noqa: E402
 from _common import REPOSITORY, mean_std, movielens_path, print_table  # noqa: E402
 
-from mmrec_tf.data.feature_space import FeatureSpace  # noqa: E402
-from mmrec_tf.data.labels import build_rating_examples  # noqa: E402
 from mmrec_tf.data.sources import load_dataset  # noqa: E402
-from mmrec_tf.data.splits import temporal_fraction_split  # noqa: E402
-from mmrec_tf.evaluation.ranking_evaluator import evaluate_ranking, predict_examples  # noqa: E402
-from mmrec_tf.evaluation.ranking_metrics import gauc  # noqa: E402
-from mmrec_tf.registry import create_model  # noqa: E402
-from mmrec_tf.training import TrainingConfig, train_model  # noqa: E402
-from mmrec_tf.zoo_entry import get_zoo_entry  # noqa: E402
+from mmrec_tf.experiment import data_settings, prepare_data, run  # noqa: E402
 
 MODELS = ("article_lstm", "embedding_mlp", "din")
 TAG = "movielens_100k"
@@ -62,42 +53,13 @@ def protocol(history: str) -> str:
             f"{liked}, best epoch by valid GAUC, test GAUC/AUC")
 
 
-class BestValidationGAUC(keras.callbacks.Callback):
-    """After each epoch, score the validation split; at the end restore the best epoch's weights."""
-
-    def __init__(self, examples):
-        super().__init__()
-        self.examples = examples
-        self.labels = examples.extras["label"]
-        self.best = (-np.inf, 0, None)
-        self.fit_seconds = 0.0
-        self.epochs = 0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.started = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.fit_seconds += time.perf_counter() - self.started
-        self.epochs += 1
-        value = gauc(self.examples.user_id, self.labels, predict_examples(self.model, self.examples))
-        if value > self.best[0]:
-            self.best = (value, epoch + 1, self.model.get_weights())
-
-    def on_train_end(self, logs=None):
-        self.model.set_weights(self.best[2])
-
-
-def run_once(name: str, space, examples, seed: int, epochs: int | None, overrides: dict) -> dict:
-    entry = get_zoo_entry(f"{name}.{TAG}")
-    config = TrainingConfig(**{**entry.training, "seed": seed, **({"epochs": epochs} if epochs else {})})
-    keras.utils.set_random_seed(seed)
-    model = create_model(entry.name, space=space, **overrides)
-    selector = BestValidationGAUC(examples["valid"])
-    train_model(model, examples["train"], config, callbacks=[selector], verbose=0)
-    result = evaluate_ranking(model, examples["test"])
-    result.update({"best_epoch": selector.best[1], "valid_gauc": selector.best[0],
-                   "examples_per_second": len(examples["train"]) * selector.epochs / selector.fit_seconds})
-    return result
+def run_once(name: str, data, seed: int, epochs: int | None, overrides: dict) -> dict:
+    """One seed of a zoo entry through :func:`mmrec_tf.experiment.run`, the loop ``mmrec train`` runs."""
+    training = {"seed": seed, **({"epochs": epochs} if epochs else {})}
+    result = run(f"{name}.{TAG}", data, training=training, verbose=0, **overrides)
+    fit_seconds = result.train_seconds - result.selection_seconds
+    return {**result.test.metrics, "best_epoch": result.best_epoch, "valid_gauc": result.valid.metrics["gauc"],
+            "examples_per_second": len(data.examples["train"]) * result.training.epochs / fit_seconds}
 
 
 def main() -> None:
@@ -118,17 +80,19 @@ def main() -> None:
         overrides[model][argument] = yaml.safe_load(value)
 
     dataset = load_dataset("movielens-100k", movielens_path(args.data_path))
-    split = temporal_fraction_split(dataset, valid_fraction=0.1, test_fraction=0.1)
-    space = FeatureSpace.build(dataset)
-    examples = build_rating_examples(split, space, max_history=50, threshold=4.0, history=args.history)
+    settings = data_settings(f"{MODELS[0]}.{TAG}", history=args.history)
+    differing = [name for name in overrides if data_settings(f"{name}.{TAG}", history=args.history) != settings]
+    if differing:
+        raise SystemExit(f"the entries of {differing} prepare their data unlike {MODELS[0]}.{TAG}; compare them apart")
+    data = prepare_data(dataset, **settings)
     print(f"data: {dataset.source}; {protocol(args.history)}")
     print("examples: " + ", ".join(f"{k} {len(v):,} ({v.extras['label'].mean():.1%} positive)"
-                                    for k, v in examples.items()), flush=True)
+                                    for k, v in data.examples.items()), flush=True)
     results = {}
     for name in overrides:
         results[name] = []
         for seed in range(args.seeds):
-            result = run_once(name, space, examples, seed, args.epochs, overrides[name])
+            result = run_once(name, data, seed, args.epochs, overrides[name])
             results[name].append(result)
             print(f"{name} seed {seed}: test gauc={result['gauc']:.4f} auc={result['auc']:.4f} "
                   f"log_loss={result['log_loss']:.4f} (best epoch {result['best_epoch']}, valid gauc "

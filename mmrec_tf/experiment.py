@@ -14,6 +14,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from mmrec_tf.atomic_file import write_atomically
 from mmrec_tf.data.dataset import Dataset
 from mmrec_tf.data.feature_space import FeatureSpace
 from mmrec_tf.data.label_spec import LabelSpec, parse_label
@@ -195,10 +196,12 @@ def prepare_data(dataset: Dataset, split: str | None = None, max_history: int = 
 class BestValidationEpoch(keras.callbacks.Callback):
     """Score the validation examples after each epoch (GAUC); at the end, restore the best epoch's weights.
 
-    What ``benchmarks/ranking_movielens.py`` does for the ranking zoo
-    entries' numbers. With ``state_dir`` the best epoch so far (its value,
+    :func:`run` selects every ranking model's epoch with it (the ranking zoo
+    entries' numbers come from ``benchmarks/ranking_movielens.py`` calling
+    :func:`run`). With ``state_dir`` the best epoch so far (its value,
     number and weights) is kept there, so a run resumed from its checkpoints
     still ends on the best epoch of the whole run; only the chief writes it.
+    ``seconds`` is the time spent scoring and keeping the best epoch.
 
     Example:
     >>> callback = BestValidationEpoch(examples["valid"])  # doctest: +SKIP
@@ -215,6 +218,7 @@ class BestValidationEpoch(keras.callbacks.Callback):
         self.state_dir = pathlib.Path(state_dir) if state_dir is not None else None
         self.strategy = strategy
         self.best_value, self.best_epoch, self.best_weights = -np.inf, None, None
+        self.seconds = 0.0
 
     def on_train_begin(self, logs=None):
         if self.state_dir is None or not (self.state_dir / f"{BEST_STATE}.json").is_file():
@@ -225,20 +229,23 @@ class BestValidationEpoch(keras.callbacks.Callback):
         self.best_value, self.best_epoch, self.best_weights = state["value"], state["epoch"], weights
 
     def on_epoch_end(self, epoch, logs=None):
+        started = time.perf_counter()
         value = gauc(self.examples.user_id, self.labels, predict_examples(self.model, self.examples))
         if value > self.best_value:
             self.best_value, self.best_epoch, self.best_weights = value, epoch + 1, self.model.get_weights()
             if self.state_dir is not None and is_chief(self.strategy):
                 self._save()
+        self.seconds += time.perf_counter() - started
 
     def _save(self):
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        partial = self.state_dir / f"{BEST_STATE}.partial.npz"
-        np.savez(partial, *self.best_weights)
-        os.replace(partial, self.state_dir / f"{BEST_STATE}.npz")
+        def savez(temporary: str) -> None:
+            with open(temporary, "wb") as file:  # a file object: np.savez would add ".npz" to a name
+                np.savez(file, *self.best_weights)
+
+        write_atomically(self.state_dir / f"{BEST_STATE}.npz", savez)
         state = {"value": float(self.best_value), "epoch": self.best_epoch, "metric": SELECTION_METRIC}
-        (self.state_dir / f"{BEST_STATE}.partial.json").write_text(json.dumps(state), encoding="utf-8")
-        os.replace(self.state_dir / f"{BEST_STATE}.partial.json", self.state_dir / f"{BEST_STATE}.json")
+        write_atomically(self.state_dir / f"{BEST_STATE}.json",
+                         lambda temporary: pathlib.Path(temporary).write_text(json.dumps(state), encoding="utf-8"))
 
     def on_train_end(self, logs=None):
         if self.best_weights is not None:
@@ -284,7 +291,9 @@ class RunResult:
     for retrieval models and :class:`~mmrec_tf.evaluation.ranking_evaluator.PointwiseReport`
     for ranking models, whose kept weights are those of ``best_epoch`` (best
     validation GAUC). ``recipe`` is the zoo entry whose recipe was used
-    (``"none"``: the model has no entry, class defaults).
+    (``"none"``: the model has no entry, class defaults). ``train_seconds``
+    includes ``selection_seconds``, the time spent scoring the validation
+    split to pick the best epoch.
     """
 
     name: str
@@ -297,6 +306,7 @@ class RunResult:
     strategy: tf.distribute.Strategy | None = None
     best_epoch: int | None = None
     recipe: str = NO_RECIPE
+    selection_seconds: float = 0.0
 
     @property
     def examples_per_second(self) -> float:
@@ -327,7 +337,7 @@ def run(model_or_entry: str, data: PreparedData, training: dict | None = None, k
     for it (``prepare_data(..., **data_settings(name))``). Retrieval models
     are measured by full ranking (HR@k, NDCG@k, MRR, coverage for ``ks``).
     Ranking models keep the weights of the epoch with the best validation
-    GAUC (:class:`BestValidationEpoch`, as the ranking benchmark does) and
+    GAUC (:class:`BestValidationEpoch`) and
     are measured by AUC, GAUC and log loss.
 
     Example:
@@ -383,7 +393,7 @@ def _run_ranking(name, model, data, config, verbose, checkpoint_dir, callbacks, 
     valid = ranking_report(model, data.examples["valid"])
     test = ranking_report(model, data.examples["test"])
     return RunResult(name, model, data, config, valid, test, seconds, strategy, best_epoch=selector.best_epoch,
-                     recipe=recipe)
+                     recipe=recipe, selection_seconds=selector.seconds)
 
 
 def save_run(result: RunResult, run_dir: str | os.PathLike, data_source: dict,
