@@ -15,7 +15,7 @@ import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
 import mmrec_tf
-from mmrec_tf.data.hashed_vocabulary import with_user_buckets
+from mmrec_tf.data.user_buckets import with_user_buckets
 from mmrec_tf.data.labels import sample_negatives
 from mmrec_tf.data.pipeline import build_examples
 from mmrec_tf.export.saved_model import export_model

@@ -11,7 +11,8 @@ import pytest
 import tensorflow as tf
 
 from mmrec_tf.data.feature_space import FeatureSpace
-from mmrec_tf.data.hashed_vocabulary import HashedVocabulary, with_user_buckets
+from mmrec_tf.data.hashed_vocabulary import HashedVocabulary
+from mmrec_tf.data.user_buckets import with_user_buckets
 from mmrec_tf.data.pipeline import build_examples
 from mmrec_tf.data.vocabulary import Vocabulary
 from mmrec_tf.registry import create_model

@@ -2,7 +2,7 @@
 
 from mmrec_tf.data.dataset import Dataset
 from mmrec_tf.data.feature_space import FeatureSpace, FeatureTable, tokenize
-from mmrec_tf.data.hashed_vocabulary import HashedVocabulary, with_user_buckets
+from mmrec_tf.data.hashed_vocabulary import HashedVocabulary
 from mmrec_tf.data.item_feature_table import ItemFeatureTable, ItemFeatureTableError, build_item_feature_table
 from mmrec_tf.data.labels import build_rating_examples, label_by_threshold, label_from_column, sample_negatives
 from mmrec_tf.data.pipeline import Examples, build_examples, item_frequencies, make_tf_dataset, seen_items
@@ -10,6 +10,7 @@ from mmrec_tf.data.schema import Feature, FeatureKind, FeatureRole, Schema
 from mmrec_tf.data.sources import DATASET_NAMES, load_dataset
 from mmrec_tf.data.splits import (Split, cold_start_split, leave_last_out, make_split, predefined_split, random_split,
                                   temporal_fraction_split)
+from mmrec_tf.data.user_buckets import with_user_buckets
 from mmrec_tf.data.vocabulary import Vocabulary
 
 __all__ = [

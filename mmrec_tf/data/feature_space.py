@@ -16,6 +16,7 @@ import pandas as pd
 from mmrec_tf.data.dataset import Dataset
 from mmrec_tf.data.item_feature_table import ItemFeatureTable
 from mmrec_tf.data.schema import Feature, FeatureKind, FeatureRole, Schema
+from mmrec_tf.data.hashed_vocabulary import load_vocabulary
 from mmrec_tf.data.vocabulary import Vocabulary
 
 TOKEN_PATTERN = re.compile(r"\w+")
@@ -212,7 +213,7 @@ class FeatureSpace:
                 present = arrays[f"{key}.present"] if kind == FeatureKind.VECTOR else None
                 tables[role][name] = FeatureTable(kind, arrays[key], info["vocabulary"], present,
                                                   dict(info.get("provenance", {})))
-        return cls(Vocabulary.load(folder / "user_ids.json"), Vocabulary.load(folder / "item_ids.json"),
+        return cls(load_vocabulary(folder / "user_ids.json"), load_vocabulary(folder / "item_ids.json"),
                    tables["item"], tables["user"], meta["item_titles"], Schema.from_dict(meta["schema"]))
 
 

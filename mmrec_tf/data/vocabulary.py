@@ -70,13 +70,13 @@ class Vocabulary:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Vocabulary":
-        """Read a vocabulary written by :meth:`save` (a :class:`HashedVocabulary` when the file is one)."""
+        """Read a vocabulary written by :meth:`save` (any kind: :func:`~mmrec_tf.data.hashed_vocabulary.load_vocabulary`)."""
         with open(path, encoding="utf-8") as handle:
-            ids = json.load(handle)
-        if isinstance(ids, dict):
-            from mmrec_tf.data.hashed_vocabulary import HashedVocabulary
+            return cls.from_json(json.load(handle), path)
 
-            return HashedVocabulary.from_json(ids, path)
+    @classmethod
+    def from_json(cls, ids, path: str | os.PathLike = "<json>") -> "Vocabulary":
+        """Rebuild from what :meth:`save` wrote, a JSON list of id strings (``path`` names the file in errors)."""
         if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
             raise ValueError(f"{path}: expected a JSON list of id strings")
         return cls(ids)
