@@ -211,6 +211,23 @@ def _add_features(commands) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
+def _add_update(commands) -> None:
+    parser = commands.add_parser(
+        "update", help="continue a finished run on new interactions, users and items",
+        description="Continue training a finished run on new data without starting over: new users and items get "
+                    "new embedding rows (known ones keep theirs), the optimizer's state continues, and the result "
+                    "is a new run folder recording its parent; the parent is never modified. Export it to serve "
+                    "it as the next version.")
+    parser.add_argument("run_dir", help="the run to continue (a folder written by `mmrec train` or `mmrec update`)")
+    parser.add_argument("--data", required=True,
+                        help="a folder in the training data's format (interactions.csv, items.csv, users.csv) "
+                             "holding the new rows only or everything; rows the run trained on are skipped")
+    parser.add_argument("--run-dir", dest="out", default=None,
+                        help="output folder (default: <run_dir>.update<N>, the first free N)")
+    parser.add_argument("--epochs", type=int, default=1, help="passes over the new interactions (default: 1)")
+    parser.add_argument("--resume", action="store_true", help="continue an interrupted update of --run-dir")
+
+
 def _add_convert(commands) -> None:
     parser = commands.add_parser(
         "convert", help="convert pretrained weights into Keras files",
@@ -254,7 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_list, _add_train, _add_convert_data, _add_evaluate, _add_export, _add_query, _add_serve_check,
-                _add_features, _add_convert):
+                _add_features, _add_convert, _add_update):
         add(commands)
     for command in commands.choices.values():
         command.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS, help=VERBOSE_HELP)
@@ -584,9 +601,19 @@ def cmd_convert(args) -> int:
     return 0
 
 
+def cmd_update(args) -> int:
+    from mmrec_tf.update import update
+
+    result = update(args.run_dir, args.data, args.out, epochs=args.epochs, resume=args.resume)
+    print(f"{result.new_interactions} new interactions; vocabulary: {result.growth}")
+    print(f"trained in {result.train_seconds:.1f} s; updated run saved to {result.run_dir} "
+          f"(parent {result.parent} unchanged); export it with `mmrec export {result.run_dir}`")
+    return 0
+
+
 COMMANDS = {"list": cmd_list, "train": cmd_train, "convert-data": cmd_convert_data, "evaluate": cmd_evaluate,
             "export": cmd_export, "query": cmd_query, "serve-check": cmd_serve_check, "features": cmd_features,
-            "convert": cmd_convert}
+            "convert": cmd_convert, "update": cmd_update}
 
 
 def _error_text(error: Exception) -> str:

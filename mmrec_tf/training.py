@@ -380,7 +380,8 @@ def _shard_by_data(dataset):
 
 def train_model(model, train: Examples | ShardedExamples, config: TrainingConfig,
                 valid: Examples | ShardedExamples | None = None, callbacks=None, verbose: int | str = "auto",
-                checkpoint_dir: str | os.PathLike | None = None, strategy: tf.distribute.Strategy | None = None):
+                checkpoint_dir: str | os.PathLike | None = None, strategy: tf.distribute.Strategy | None = None,
+                prepare_examples: Examples | None = None, optimizer: keras.optimizers.Optimizer | None = None):
     """Fit ``model`` on ``train`` examples with ``config``; returns the Keras History (or None).
 
     The model builds its own batches (``model.prepare(train)`` then
@@ -394,6 +395,12 @@ def train_model(model, train: Examples | ShardedExamples, config: TrainingConfig
     ``config.steps_per_execution`` are resolved by :func:`resolve_jit_compile`
     and :func:`resolve_steps_per_execution` (``callbacks`` with per-batch
     hooks get every batch).
+
+    An update of a trained model (:mod:`mmrec_tf.update`) passes
+    ``prepare_examples``, everything the model has seen (counts such as
+    item frequencies are taken from them instead of from ``train``, the new
+    interactions alone), and ``optimizer``, the trained optimizer grown with
+    the model (its state continues instead of starting from zero).
 
     With ``checkpoint_dir`` the weights, optimizer state and epoch are saved
     at the end of every epoch; calling again with the same directory after an
@@ -437,7 +444,9 @@ def train_model(model, train: Examples | ShardedExamples, config: TrainingConfig
                             "replicated")
     keras.utils.set_random_seed(config.seed)
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
-        model.prepare(train.prepare_view() if isinstance(train, ShardedExamples) else train)
+        if prepare_examples is None:
+            prepare_examples = train.prepare_view() if isinstance(train, ShardedExamples) else train
+        model.prepare(prepare_examples)
         if not model.built:
             model.build()
         if not model.trainable_weights:
@@ -458,7 +467,7 @@ def train_model(model, train: Examples | ShardedExamples, config: TrainingConfig
             dataset = _shard_by_data(dataset)
             validation = _shard_by_data(validation) if validation is not None else None
         steps = steps_per_epoch(len(train), config.batch_size)
-        model.compile(optimizer=OPTIMIZERS[config.optimizer](learning_rate=config.learning_rate),
+        model.compile(optimizer=optimizer or OPTIMIZERS[config.optimizer](learning_rate=config.learning_rate),
                       jit_compile=resolve_jit_compile(config.jit_compile, model, strategy),
                       steps_per_execution=resolve_steps_per_execution(config.steps_per_execution, user_callbacks,
                                                                       steps, strategy))

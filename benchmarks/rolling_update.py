@@ -1,0 +1,141 @@
+"""Keeping a model fresh: update vs full retrain vs never, over time windows of ML-100K (issue #15).
+
+The rolling protocol of :mod:`mmrec_tf.evaluation.rolling`: interactions in
+time order cut into ``--windows`` equal windows; train on window 1; for each
+next window evaluate (HR@10 over its interactions, histories before the
+window), then bring the model up to date with that window. Strategies side by
+side on the same windows and seeds: ``update`` (continue training on the
+window alone, vocabularies grown, optimizer state kept), ``retrain`` (a new
+model on everything so far, the recipe's epochs) and ``never`` (the floor).
+
+Done-when checked at the end (per model and dataset, means over seeds):
+update's mean HR@10 >= 97 % of retrain's, with <= 25 % of retrain's training
+time (windows 3..N, where the strategies differ; the window-1 model is shared).
+
+Run (about 30-40 minutes on 2 CPU cores):
+    python benchmarks/rolling_update.py --results runs/rolling_update.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import statistics
+import sys
+import time
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+from _common import SHARED_DATA, mean_std, print_table  # noqa: E402
+
+from mmrec_tf.data.sources import load_dataset  # noqa: E402
+from mmrec_tf.evaluation.rolling import STRATEGIES, rolling_evaluation  # noqa: E402
+
+MAX_HISTORY = 20
+GRID = {  # (model, dataset): (architecture, training of window 1 and of each retrain)
+    ("lstm_two_tower", "movielens-100k"): (
+        {"embedding_dim": 32, "lstm_units": 32, "max_history": MAX_HISTORY, "item_features": ["genres", "title"],
+         "temperature": 0.1, "logq_correction": True, "remove_accidental_hits": True},
+        {"epochs": 3, "batch_size": 256, "learning_rate": 0.002}),
+    ("concat_fusion", "movielens-100k-mm"): (
+        {"embedding_dim": 32, "hidden_units": [64], "max_history": MAX_HISTORY, "modality_dropout": 0.1,
+         "id_dropout": 0.3, "temperature": 0.1, "logq_correction": True, "remove_accidental_hits": True,
+         "item_features": ["genres", "year", "title", "description"]},
+        {"epochs": 3, "batch_size": 256, "learning_rate": 0.002}),
+    ("lstm_two_tower", "movielens-100k-mm"): (
+        {"embedding_dim": 32, "lstm_units": 32, "max_history": MAX_HISTORY,
+         "item_features": ["genres", "year", "title", "description"],
+         "temperature": 0.1, "logq_correction": True, "remove_accidental_hits": True},
+        {"epochs": 3, "batch_size": 256, "learning_rate": 0.002}),
+}
+DATA_PATHS = {"movielens-100k": SHARED_DATA / "ml-100k", "movielens-100k-mm": SHARED_DATA}
+
+
+def run(args) -> list[dict]:
+    records = []
+    path = pathlib.Path(args.results) if args.results else None
+    if path and path.is_file():
+        records = json.loads(path.read_text(encoding="utf-8"))
+    done = {(r["model"], r["dataset"], r["seed"]) for r in records}
+    datasets = {}
+    for (model, dataset_name), (architecture, training) in GRID.items():
+        if args.only and f"{model}@{dataset_name}" not in args.only.split(","):
+            continue
+        if dataset_name not in datasets:
+            datasets[dataset_name] = load_dataset(dataset_name, DATA_PATHS[dataset_name])
+        for seed in range(args.seeds):
+            if (model, dataset_name, seed) in done:
+                continue
+            started = time.perf_counter()
+            reports = rolling_evaluation(model, datasets[dataset_name], args.windows, training=training,
+                                         update_epochs=args.update_epochs, seed=seed,
+                                         **architecture)
+            record = {"model": model, "dataset": dataset_name, "seed": seed, "windows": args.windows,
+                      "update_epochs": args.update_epochs,
+                      "strategies": {name: {"windows": report.windows, "train_seconds": report.train_seconds}
+                                     for name, report in reports.items()}}
+            records.append(record)
+            shown = "  ".join(f"{name} hr@10={report.mean('hr@10'):.4f} ({report.total_train_seconds:.0f}s)"
+                              for name, report in reports.items())
+            print(f"{model}@{dataset_name} seed {seed} [{time.perf_counter() - started:.0f}s]: {shown}", flush=True)
+            if path:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(json.dumps(records, indent=1), encoding="utf-8")
+    return records
+
+
+def _mean(values):
+    values = [v for v in values if v == v]
+    return statistics.mean(values) if values else float("nan")
+
+
+def summarise(records: list[dict]) -> None:
+    combos = sorted({(r["model"], r["dataset"]) for r in records})
+    rows, windows_rows, verdicts = [], [], []
+    for model, dataset in combos:
+        runs = [r for r in records if (r["model"], r["dataset"]) == (model, dataset)]
+        hr, seconds = {}, {}
+        for strategy in STRATEGIES:
+            per_seed = [r["strategies"][strategy] for r in runs]
+            hr[strategy] = [_mean([w["hr@10"] for w in s["windows"]]) for s in per_seed]
+            # windows 3..N: the first evaluated window's model is shared by all strategies
+            seconds[strategy] = [sum(s["train_seconds"][1:]) for s in per_seed]
+            new = [_mean([w["hr@10_new_items"] for w in s["windows"]]) for s in per_seed]
+            recent = [_mean([w["hr@10_recent_items"] for w in s["windows"]]) for s in per_seed]
+            rows.append([model, dataset, strategy, mean_std(hr[strategy]), mean_std(new), mean_std(recent),
+                         f"{statistics.mean(seconds[strategy]):.0f}", str(len(runs))])
+            curve = [_mean([s["windows"][k]["hr@10"] for s in per_seed]) for k in range(len(per_seed[0]["windows"]))]
+            windows_rows.append([model, dataset, strategy, *[f"{v:.4f}" for v in curve]])
+        quality = statistics.mean(hr["update"]) / statistics.mean(hr["retrain"])
+        cost = statistics.mean(seconds["update"]) / statistics.mean(seconds["retrain"])
+        verdicts.append(f"{model}@{dataset}: update reaches {quality:.1%} of retrain's mean HR@10 (target >= 97%) "
+                        f"with {cost:.1%} of its training time (target <= 25%): "
+                        f"{'MET' if quality >= 0.97 and cost <= 0.25 else 'NOT MET'}; never-updated is "
+                        f"{statistics.mean(hr['never']) / statistics.mean(hr['retrain']):.1%} of retrain")
+    print_table(["model", "dataset", "strategy", "mean HR@10", "HR@10 new items (features only)",
+                 "HR@10 items of the last window", "train s (windows 3..N)", "seeds"], rows)
+    print()
+    count = max(len(r[3:]) for r in windows_rows)
+    print_table(["model", "dataset", "strategy", *[f"window {k + 2}" for k in range(count)]], windows_rows)
+    print()
+    for verdict in verdicts:
+        print(verdict)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--results", default="runs/rolling_update.json", help="JSON file; reruns resume from it")
+    parser.add_argument("--windows", type=int, default=6, help="time windows (the first is trained on)")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--update-epochs", type=int, default=1, help="passes over each new window")
+    parser.add_argument("--only", default=None, help="comma-separated model@dataset combinations")
+    parser.add_argument("--summary-only", action="store_true", help="print the tables of --results")
+    args = parser.parse_args()
+    records = json.loads(pathlib.Path(args.results).read_text(encoding="utf-8")) if args.summary_only else run(args)
+    summarise(records)
+
+
+if __name__ == "__main__":
+    main()

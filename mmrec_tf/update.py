@@ -1,0 +1,429 @@
+"""Continue training a finished run on new interactions, with new users and items (``mmrec update``).
+
+An update never starts from scratch and never touches its parent run:
+
+1. The run's feature space grows (:func:`~mmrec_tf.data.vocabulary_growth.grow_space`):
+   new users and items are appended, known ids keep their indices.
+2. The model is rebuilt for the grown space with the same architecture
+   (:func:`grow_model`): every weight is copied; embedding tables indexed by
+   user or item (whose first dimension grew) keep their trained rows and get
+   freshly initialised rows for the new ids.
+3. The optimizer state grows the same way (:func:`grow_optimizer`): Adam's
+   moments of known rows and its step count continue.
+4. Training continues on the interactions the run has not trained on
+   (:func:`new_interactions`), each with the user's history over everything
+   seen so far; counts a model keeps (item frequencies for logQ, which items
+   have interactions, popularity) are taken over everything seen.
+5. The result is written as a new run folder (:func:`update`) whose
+   ``run.json`` names its parent, the data it saw and the vocabulary growth.
+   Files are written aside and renamed, ``run.json`` last, so a killed update
+   leaves an unfinished folder (resumable with ``resume=True``) and never a
+   half-written run; the parent and every exported version are never opened
+   for writing.
+
+Example:
+>>> result = update("runs/lstm_two_tower", "new_week/", epochs=1)  # doctest: +SKIP
+>>> str(result.growth)  # doctest: +SKIP
+'users 943 + 12, items 1682 + 30'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import pathlib
+import shutil
+import time
+
+import keras
+import numpy as np
+import pandas as pd
+
+from mmrec_tf.data.dataset import Dataset
+from mmrec_tf.data.feature_space import FeatureSpace
+from mmrec_tf.data.label_spec import parse_label
+from mmrec_tf.data.labels import build_rating_examples
+from mmrec_tf.data.pipeline import Examples, build_examples
+from mmrec_tf.data.splits import Split
+from mmrec_tf.data.sources import load_dataset
+from mmrec_tf.data.vocabulary_growth import VocabularyGrowth, grow_space, id_type_difference, schema_difference
+from mmrec_tf.experiment import MODEL_FILE, RUN_FILE, SPACE_FOLDER, load_run, load_run_data
+from mmrec_tf.registry import accepted_arguments
+from mmrec_tf.training import TrainingConfig, train_model
+
+UPDATE_KEY = "update"
+_CONFIG_ONLY = ("num_users", "num_items", "trainable", "dtype")
+_BASE_KEYS = ("name", "model", "task", "data", "training")
+
+
+@dataclasses.dataclass
+class UpdatedModel:
+    """What :func:`continue_training` returns: the grown, further-trained model and its space.
+
+    ``new_examples`` counts the interactions trained on, ``seen_examples``
+    everything the model has now seen; ``train_seconds`` is the time of the
+    gradient steps (``fit``), growth included.
+    """
+
+    model: keras.Model
+    space: FeatureSpace
+    growth: VocabularyGrowth
+    new_examples: int
+    seen_examples: int
+    train_seconds: float
+
+
+def architecture_arguments(model) -> dict:
+    """The ``create_model`` arguments that rebuild ``model``'s architecture for another feature space.
+
+    From the model's config: vocabulary sizes are dropped (the space gives
+    them) and the feature specs become the names of the tables to use.
+
+    Example:
+    >>> from mmrec_tf.data import FeatureSpace, load_dataset
+    >>> from mmrec_tf.registry import create_model
+    >>> space = FeatureSpace.build(load_dataset("synthetic", num_users=5, num_items=8, num_clusters=2))
+    >>> arguments = architecture_arguments(create_model("lstm_two_tower", space=space, embedding_dim=8))
+    >>> arguments["embedding_dim"], sorted(arguments["item_features"])
+    (8, ['genres', 'title'])
+    """
+    accepted = accepted_arguments(type(model))
+    arguments = {}
+    for key, value in model.get_config().items():
+        if key in _CONFIG_ONLY:
+            continue
+        if key in ("item_feature_specs", "user_feature_specs") and f"{key.split('_')[0]}_features" in accepted:
+            arguments[f"{key.split('_')[0]}_features"] = list(value or {})
+        elif key in accepted:
+            arguments[key] = value
+    return arguments
+
+
+def _copy_grown(source, target) -> None:
+    """Assign ``source``'s value to ``target``; a first dimension that grew keeps ``target``'s extra rows."""
+    old = keras.ops.convert_to_numpy(source)
+    if tuple(old.shape) == tuple(target.shape):
+        target.assign(old)
+        return
+    if len(old.shape) != len(target.shape) or old.shape[1:] != tuple(target.shape[1:]) \
+            or old.shape[0] > target.shape[0]:
+        raise ValueError(f"cannot grow {source.path} of shape {tuple(old.shape)} into {tuple(target.shape)}: only "
+                         "tables indexed by user or item (first dimension) may grow")
+    value = keras.ops.convert_to_numpy(target).copy()
+    value[: old.shape[0]] = old
+    target.assign(value)
+
+
+def _build(model, examples: Examples, batch_size: int = 64) -> None:
+    model.prepare(examples)
+    if not model.built:
+        model.build()
+    model(next(iter(model.make_dataset(examples, batch_size, shuffle=False, epochs=1))))
+
+
+def _local_path(model, variable) -> str:
+    """A weight's path without the model's name (tables attached before the model is built lack it)."""
+    prefix = f"{model.name}/"
+    return variable.path[len(prefix):] if variable.path.startswith(prefix) else variable.path
+
+
+def grow_model(model, space: FeatureSpace, examples: Examples):
+    """``model``'s architecture built for the grown ``space``, with every trained weight copied in.
+
+    ``examples`` (of the grown space) build the new model. Weights are matched
+    in order and by path; a weight whose first dimension grew (an embedding
+    table of users or items, a per-item table) keeps its trained rows
+    ``0..N`` and the new model's initial values for the rows after them.
+
+    Example:
+    >>> grown = grow_model(model, grown_space, examples["train"])  # doctest: +SKIP
+    """
+    arguments = architecture_arguments(model)
+    grown = type(model).from_feature_space(space, **arguments)
+    _build(grown, examples)
+    old_weights, new_weights = model.weights, grown.weights
+    if len(old_weights) != len(new_weights):
+        raise ValueError(f"{type(model).__name__}: the grown model has {len(new_weights)} weights, the trained one "
+                         f"{len(old_weights)}; cannot carry the training over")
+    for old, new in zip(old_weights, new_weights):
+        if _local_path(model, old) != _local_path(grown, new):
+            raise ValueError(f"{type(model).__name__}: weight {old.path} has no counterpart in the grown model "
+                             f"(found {new.path})")
+        _copy_grown(old, new)
+    return grown
+
+
+def grow_optimizer(optimizer, model):
+    """A copy of the trained ``optimizer`` built for ``model``'s (grown) weights, its state carried over.
+
+    Slot variables (Adam's moments, Adagrad's accumulators) of grown tables
+    keep the trained rows; rows of new ids start at the optimizer's initial
+    state. The step count continues. ``None`` (the run never compiled an
+    optimizer, e.g. popularity) gives ``None``.
+
+    Example:
+    >>> grown = grow_optimizer(model.optimizer, grown_model)  # doctest: +SKIP
+    """
+    if optimizer is None or not getattr(optimizer, "built", False):
+        return None
+    grown = type(optimizer).from_config(optimizer.get_config())
+    grown.build(model.trainable_variables)
+    if len(optimizer.variables) != len(grown.variables):
+        raise ValueError(f"the trained optimizer has {len(optimizer.variables)} variables, the grown model's "
+                         f"{len(grown.variables)}; cannot continue its state")
+    for old, new in zip(optimizer.variables, grown.variables):
+        _copy_grown(old, new)
+    return grown
+
+
+def _ordered_log(seen: pd.DataFrame, new: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+    """Seen then new interactions in per-user time order, as a one-split log; and which rows are new."""
+    combined = pd.concat([seen, new], ignore_index=True)
+    is_new = np.r_[np.zeros(len(seen), bool), np.ones(len(new), bool)]
+    first_seen = {user: rank for rank, user in enumerate(pd.unique(combined["user_id"]))}
+    keys = pd.DataFrame({"rank": combined["user_id"].map(first_seen).to_numpy(), "row": np.arange(len(combined))})
+    order_by = ["rank", "row"]
+    if "timestamp" in combined.columns:
+        keys.insert(1, "timestamp", combined["timestamp"].to_numpy())
+        order_by = ["rank", "timestamp", "row"]
+    order = keys.sort_values(order_by, kind="stable").index.to_numpy()
+    log = combined.iloc[order].reset_index(drop=True)
+    log["position"] = log.groupby("user_id", sort=False).cumcount().astype("int32")
+    log["split"] = "train"
+    return log, is_new[order]
+
+
+def update_examples(space: FeatureSpace, seen: pd.DataFrame, new: pd.DataFrame, max_history: int,
+                    task: str = "retrieval", label: str | None = None,
+                    history: str | None = None) -> tuple[Examples, Examples]:
+    """``(new, everything)``: examples of the ``new`` interactions and of all, histories over seen + new.
+
+    Each example's history is the user's interactions before it, seen or new
+    (the rule of a training row, :mod:`~mmrec_tf.data.pipeline`). Ranking
+    examples are labelled by ``label`` with ``history`` as the run's.
+
+    Example:
+    >>> log = pd.DataFrame({"user_id": ["u", "u"], "item_id": ["a", "b"], "timestamp": [1, 2]})
+    >>> from mmrec_tf.data.feature_space import FeatureSpace
+    >>> from mmrec_tf.data.sources import make_synthetic
+    >>> space = FeatureSpace.build(make_synthetic(num_users=2, num_items=3, num_clusters=1))
+    >>> ids = list(space.item_vocab.ids)
+    >>> seen = pd.DataFrame({"user_id": ["0"], "item_id": [ids[0]], "timestamp": [1]})
+    >>> fresh = pd.DataFrame({"user_id": ["0"], "item_id": [ids[1]], "timestamp": [2]})
+    >>> new, everything = update_examples(space, seen, fresh, max_history=2)
+    >>> len(new), len(everything), new.history[0].tolist()
+    (1, 2, [1, 0])
+    """
+    log, is_new = _ordered_log(seen, new)
+    split = Split(log=log, method="update")
+    if task == "ranking":
+        spec = parse_label(label)
+        options = {"max_history": max_history, "threshold": spec.threshold, "column": spec.column}
+        if history is not None:
+            options["history"] = history
+        everything = build_rating_examples(split, space, **options)["train"]
+    else:
+        everything = build_examples(split, space, max_history)["train"]
+    new_examples = Examples(everything.user_id[is_new], everything.item_id[is_new], everything.history[is_new],
+                            {key: value[is_new] for key, value in everything.extras.items()})
+    return new_examples, everything
+
+
+def new_interactions(seen: pd.DataFrame, data: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``data`` that are not in ``seen``, as a multiset (a row seen twice is skipped twice).
+
+    Rows match on ``user_id``, ``item_id`` and ``timestamp`` when both have
+    timestamps, else on the ids alone. So new data may hold only its new rows
+    or everything: the rows a run already trained on are not trained again.
+
+    Example:
+    >>> seen = pd.DataFrame({"user_id": ["u", "u"], "item_id": ["a", "b"]})
+    >>> data = pd.DataFrame({"user_id": ["u", "u", "v"], "item_id": ["a", "a", "b"]})
+    >>> new_interactions(seen, data).to_dict("list")
+    {'user_id': ['u', 'v'], 'item_id': ['a', 'b']}
+    """
+    keys = ["user_id", "item_id"] + (["timestamp"] if "timestamp" in seen.columns and
+                                     "timestamp" in data.columns else [])
+    occurrence = data.groupby(keys, sort=False).cumcount()
+    seen_counts = seen.groupby(keys, sort=False).size()
+    index = pd.MultiIndex.from_frame(data[keys])
+    already = seen_counts.reindex(index).fillna(0).to_numpy()
+    return data[occurrence.to_numpy() >= already].reset_index(drop=True)
+
+
+def continue_training(model, space: FeatureSpace, seen: pd.DataFrame, new: pd.DataFrame, dataset: Dataset,
+                      config: TrainingConfig, max_history: int, task: str = "retrieval", label: str | None = None,
+                      history: str | None = None, checkpoint_dir: str | os.PathLike | None = None,
+                      verbose: int | str = 0) -> UpdatedModel:
+    """Grow ``model`` and ``space`` with ``dataset``'s new users and items, then train on ``new`` interactions.
+
+    ``seen`` are the interactions the model was trained on (histories and
+    counts), ``new`` those to train on now (see :func:`new_interactions`);
+    ``config.epochs`` passes over them (0: grow only). The optimizer's state
+    continues. ``model`` itself is not changed.
+
+    Example:
+    >>> updated = continue_training(model, space, seen, new, dataset, TrainingConfig(epochs=1),
+    ...                             max_history=50)  # doctest: +SKIP
+    """
+    started = time.perf_counter()
+    grown_space, growth = grow_space(space, dataset)
+    new_examples, everything = update_examples(grown_space, seen, new, max_history, task, label, history)
+    if not len(new_examples):
+        raise ValueError("the new data holds no interaction the run has not trained on; nothing to update")
+    grown = grow_model(model, grown_space, everything)
+    optimizer = grow_optimizer(getattr(model, "optimizer", None), grown)
+    if optimizer is not None and config.optimizer != type(optimizer).__name__.lower():
+        optimizer = None
+    train_model(grown, new_examples, config, verbose=verbose, checkpoint_dir=checkpoint_dir,
+                prepare_examples=everything, optimizer=optimizer)
+    return UpdatedModel(grown, grown_space, growth, len(new_examples), len(everything),
+                        time.perf_counter() - started)
+
+
+@dataclasses.dataclass
+class UpdateResult:
+    """What :func:`update` wrote: the new run folder, its parent, the growth and the interactions trained on."""
+
+    run_dir: pathlib.Path
+    parent: pathlib.Path
+    growth: VocabularyGrowth
+    new_interactions: int
+    train_seconds: float
+
+
+def default_update_dir(run_dir: str | os.PathLike) -> pathlib.Path:
+    """``<run_dir>.update<N>``, the first such folder that does not hold a finished run.
+
+    Example:
+    >>> default_update_dir("runs/does-not-exist").name
+    'does-not-exist.update1'
+    """
+    run_dir = pathlib.Path(run_dir)
+    number = 1
+    while (run_dir.parent / f"{run_dir.name}.update{number}" / RUN_FILE).exists():
+        number += 1
+    return run_dir.parent / f"{run_dir.name}.update{number}"
+
+
+def _interaction_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame[[c for c in ("user_id", "item_id", "rating", "timestamp", "label") if c in frame.columns]]
+
+
+def _source_rows(source: dict) -> pd.DataFrame:
+    """Every interaction of a data source recorded in ``run.json``."""
+    return _interaction_columns(load_dataset(source["dataset"], source.get("path"),
+                                             **source.get("options", {})).interactions)
+
+
+def seen_interactions(record: dict, space: FeatureSpace) -> pd.DataFrame:
+    """The interactions a run has trained on: its training split, plus the new rows of every update since.
+
+    Example:
+    >>> seen = seen_interactions(record, space)  # doctest: +SKIP
+    """
+    update_record = record.get(UPDATE_KEY)
+    base = update_record["data_seen"][0] if update_record else {"run": record}
+    seen = _interaction_columns(load_run_data(base["run"], space).split.train)
+    for source in (update_record["data_seen"][1:] if update_record else []):
+        seen = pd.concat([seen, new_interactions(seen, _source_rows(source))], ignore_index=True)
+    return seen
+
+
+def _load_new_data(new_data) -> tuple[Dataset, dict]:
+    if isinstance(new_data, Dataset):
+        return new_data, {"dataset": new_data.name, "path": None}
+    path = pathlib.Path(new_data)
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path}: no such folder; --data takes a folder of CSV files in the training "
+                                "data's format (interactions.csv, items.csv, users.csv)")
+    return load_dataset("folder", path), {"dataset": "folder", "path": str(path.resolve())}
+
+
+def check_new_data(space: FeatureSpace, dataset: Dataset, where: str) -> None:
+    """Raise ValueError naming the first schema or id-type difference between a run and new data."""
+    difference = schema_difference(space.schema, dataset.schema) or id_type_difference(space, dataset)
+    if difference:
+        raise ValueError(f"{where}: {difference}; an update continues the run on data of the same format")
+
+
+def _publish(run_dir: pathlib.Path, model, space: FeatureSpace, record: dict) -> None:
+    """Write the run's files aside, rename them in, ``run.json`` last (a run folder is finished only with it)."""
+    partial = run_dir / f".partial-{os.getpid()}"
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir()
+    model.save(partial / MODEL_FILE)
+    space.save(partial / SPACE_FOLDER)
+    (partial / RUN_FILE).write_text(json.dumps(record, indent=2), encoding="utf-8")
+    os.replace(partial / MODEL_FILE, run_dir / MODEL_FILE)
+    shutil.rmtree(run_dir / SPACE_FOLDER, ignore_errors=True)
+    os.rename(partial / SPACE_FOLDER, run_dir / SPACE_FOLDER)
+    os.replace(partial / RUN_FILE, run_dir / RUN_FILE)
+    shutil.rmtree(partial, ignore_errors=True)
+
+
+def update(run_dir: str | os.PathLike, new_data, run_dir_out: str | os.PathLike | None = None,
+           epochs: int = 1, resume: bool = False, verbose: int | str = 0) -> UpdateResult:
+    """Continue a finished run on new interactions; write the result as a new run folder.
+
+    ``new_data`` is a folder in the training data's format (or a
+    :class:`~mmrec_tf.data.Dataset`) holding only the new interactions or
+    everything: rows the run already trained on are skipped
+    (:func:`new_interactions`). Its schema must be the run's (same user and
+    item feature columns and kinds, same interaction columns, same id kind),
+    else ValueError names the difference. ``epochs`` passes over the new
+    interactions (0: only grow the vocabularies) with the run's batch size and
+    the trained optimizer's state; one pass is what
+    ``benchmarks/rolling_update.py`` measured.
+
+    ``run_dir_out`` (default :func:`default_update_dir`) must not hold a
+    finished run. Checkpoints are kept in ``<run_dir_out>/checkpoints`` while
+    training; an update killed at any point resumes with ``resume=True``. The
+    parent is only read. Its ``run.json`` gains nothing; the new one records
+    ``update``: the parent, every data source seen, the vocabulary growth.
+
+    Example:
+    >>> result = update("runs/lstm_two_tower", "data/week_2", epochs=1)  # doctest: +SKIP
+    >>> result.run_dir.name, str(result.growth)  # doctest: +SKIP
+    ('lstm_two_tower.update1', 'users 943 + 12, items 1682 + 30')
+    """
+    parent = pathlib.Path(run_dir)
+    model, space, record = load_run(parent)
+    out = pathlib.Path(run_dir_out) if run_dir_out is not None else default_update_dir(parent)
+    if out.resolve() == parent.resolve():
+        raise ValueError(f"{out}: an update never overwrites its parent run; give another --run-dir")
+    if (out / RUN_FILE).exists():
+        raise FileExistsError(f"{out} holds a finished run already; give another --run-dir")
+    checkpoints = out / "checkpoints"
+    if checkpoints.exists() and not resume:
+        raise ValueError(f"{checkpoints} holds an interrupted update; pass --resume to continue it, or delete it")
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
+        raise ValueError(f"epochs must be an int >= 0, got {epochs!r}")
+    dataset, source = _load_new_data(new_data)
+    check_new_data(space, dataset, str(source["path"] or source["dataset"]))
+    seen = seen_interactions(record, space)
+    fresh = new_interactions(seen, _interaction_columns(dataset.interactions))
+    task = record.get("task", "retrieval")
+    max_history = record["data"]["max_history"]
+    config = TrainingConfig(**{**record["training"], "epochs": epochs})
+    out.mkdir(parents=True, exist_ok=True)
+    updated = continue_training(model, space, seen, fresh, dataset, config, max_history, task,
+                                record["data"].get("label"), record["data"].get("history"),
+                                checkpoint_dir=checkpoints, verbose=verbose)
+    parent_update = record.get(UPDATE_KEY)
+    data_seen = parent_update["data_seen"] if parent_update else [{"run": {key: record[key] for key in _BASE_KEYS
+                                                                           if key in record}}]
+    new_record = {
+        **{key: value for key, value in record.items() if key not in ("metrics", "selection", UPDATE_KEY)},
+        "data": {**record["data"], **source},
+        "training": dataclasses.asdict(config),
+        "train_seconds": updated.train_seconds,
+        UPDATE_KEY: {"parent": str(parent.resolve()), "parent_name": record["name"],
+                     "data_seen": [*data_seen, source], "new_interactions": len(fresh),
+                     "skipped_interactions": len(dataset.interactions) - len(fresh),
+                     "vocabulary": updated.growth.record()},
+    }
+    _publish(out, updated.model, updated.space, new_record)
+    shutil.rmtree(checkpoints, ignore_errors=True)
+    return UpdateResult(out, parent, updated.growth, len(fresh), updated.train_seconds)
