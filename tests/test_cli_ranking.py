@@ -93,8 +93,9 @@ def test_ranking_export_serves_score_and_query_prints_candidate_scores(ranking_r
     assert main(["query", str(saved / "din"), "--user", "u1", "--run", str(ranking_run), "--top", "3"]) == 0
     printed = capsys.readouterr().out
     assert printed.count("score=") == 3 and "candidates scored" in printed and "most recent" in printed
-    with pytest.raises(SystemExit, match="--candidates"):
-        main(["query", str(saved / "din"), "--user", "u1"])
+    assert main(["query", str(saved / "din"), "--user", "u1"]) == 2
+    refusal = capsys.readouterr().err.strip().splitlines()
+    assert len(refusal) == 1 and "--candidates" in refusal[0] and refusal[0].startswith("mmrec query: error:")
 
 
 def test_bad_label_is_a_clear_error(rated_folder, tmp_path, capsys):

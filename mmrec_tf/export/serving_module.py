@@ -166,7 +166,9 @@ class ServingModule(tf.Module):
         ``B × C`` pairs are cut into chunks of ``score_chunk_pairs``, run one
         after another (``parallel_iterations=1``) so only one chunk's
         activations are alive at a time. At least one (possibly empty) chunk
-        runs, so the outputs' shapes are known even without candidates.
+        runs, so the outputs' shapes are known even without candidates; the
+        outputs keep the chunk's static trailing dimensions, so the signature
+        declares ``[None, None, ...]`` rather than an unknown rank.
         """
         shape = tf.shape(candidates)
         flat = tf.reshape(candidates, [-1])
@@ -174,11 +176,13 @@ class ServingModule(tf.Module):
         total = tf.size(flat)
         step = self.score_chunk_pairs
         count = tf.maximum((total + step - 1) // step, 1)
+        trailing_shapes = {}
 
         def run(i, parts):
             start = i * step
             end = tf.minimum(start + step, total)
             outputs = run_chunk(rows[start:end], flat[start:end, None])
+            trailing_shapes.update({name: outputs[name].shape[2:] for name in names})
             return i + 1, [part.write(i, tf.cast(outputs[name], tf.float32)) for name, part in zip(names, parts)]
 
         parts = [tf.TensorArray(tf.float32, size=count, infer_shape=False) for _ in names]
@@ -186,7 +190,9 @@ class ServingModule(tf.Module):
         results = {}
         for name, part in zip(names, parts):
             values = part.concat()
-            results[name] = tf.reshape(values, tf.concat([shape, tf.shape(values)[2:]], axis=0))
+            result = tf.reshape(values, tf.concat([shape, tf.shape(values)[2:]], axis=0))
+            result.set_shape(tf.TensorShape([None, None]).concatenate(trailing_shapes[name]))
+            results[name] = result
         return results
 
     def _score(self, user_id, history, candidates, history_rating=None):
