@@ -24,6 +24,7 @@ _PUBLIC_MODULES = {
     "mmrec_tf.experiment": ("PreparedData", "RunResult", "load_run", "prepare_data", "run", "save_run"),
     "mmrec_tf.export.saved_model": ("export_model",),
     "mmrec_tf.registry": ("create_model", "list_models", "register_model"),
+    "mmrec_tf.report": ("build_report", "write_report"),
     "mmrec_tf.training": ("TrainingConfig", "make_strategy", "train_model"),
     "mmrec_tf.zoo_entry": ("ZooEntry", "get_zoo_entry"),
 }
@@ -31,10 +32,10 @@ _MODULE_OF = {name: module for module, names in _PUBLIC_MODULES.items() for name
 
 __all__ = [
     "ColdStartReport", "ConfigError", "DataError", "Dataset", "Feature", "FeatureSpace", "PreparedData",
-    "RankingReport", "RunResult", "Schema", "Split", "TrainingConfig", "ZooEntry", "create_model",
+    "RankingReport", "RunResult", "Schema", "Split", "TrainingConfig", "ZooEntry", "build_report", "create_model",
     "evaluate_cold_start", "evaluate_ranking", "evaluate_retrieval", "export_model", "get_zoo_entry", "list_models",
     "load_dataset", "load_run", "make_strategy", "prepare_data", "register_model", "run", "save_run", "train_model",
-    "__version__",
+    "write_report", "__version__",
 ]
 
 

@@ -1,4 +1,4 @@
-"""The ``mmrec`` command line: list, train, convert-data, evaluate, export, query, serve-check, features, convert."""
+"""The ``mmrec`` command line: list, train, evaluate, export, query, report, serve-check, features, convert, update."""
 
 from __future__ import annotations
 
@@ -130,6 +130,10 @@ def _add_export(commands) -> None:
                              "with an exact float32 re-rank (fast on CPUs for large catalogs), or an inverted-file "
                              "index that scores only the items of the partitions nearest the user, "
                              "ivf[:nlist=N,nprobe=M]; auto picks by catalog size (default: auto)")
+    parser.add_argument("--rerank", default=None, type=_rerank_spec, metavar="KIND:STRENGTH",
+                        help="re-rank a shortlist inside `retrieve`: mmr:LAMBDA (diversity over item embeddings), "
+                             "calibrated:LAMBDA[:COLUMN] (Steck's calibrated lists over a categorical item column, "
+                             "default genres) or tail:LAMBDA (long-tail boost); LAMBDA in [0, 1], 0 = no change")
 
 
 def _index_spec(spec: str) -> str:
@@ -137,6 +141,16 @@ def _index_spec(spec: str) -> str:
 
     try:
         parse_index_spec(spec)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return spec
+
+
+def _rerank_spec(spec: str) -> str:
+    from mmrec_tf.export.reranking import parse_rerank_spec
+
+    try:
+        parse_rerank_spec(spec)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
     return spec
@@ -155,6 +169,22 @@ def _add_query(commands) -> None:
     parser.add_argument("--candidates", nargs="*", default=None, help="ranking exports: item ids to score")
     parser.add_argument("--run", default=None, help="run folder, for the user's history and item titles")
     parser.add_argument("--top", type=int, default=10)
+    parser.add_argument("--explain", action="store_true",
+                        help="print next to each item the history items the export's `explain` signature weighs "
+                             "most (attention, or similarity in the model's item space)")
+
+
+def _add_report(commands) -> None:
+    parser = commands.add_parser(
+        "report", help="write an HTML + JSON report of a retrieval run: accuracy, fairness, exposure, re-ranking",
+        description="Measure a retrieval run on its test split and write one self-contained HTML page (plots "
+                    "embedded, no network) and a JSON with the same numbers: accuracy@K curves, beyond-accuracy "
+                    "metrics, HR@10 per users.csv group with bootstrap 95 % intervals, exposure by popularity "
+                    "decile (Lorenz curve), the trade-off of each export re-ranker at several strengths and a few "
+                    "explained example users.")
+    parser.add_argument("run_dir", help="a retrieval run folder written by `mmrec train`")
+    parser.add_argument("--compare", nargs="+", default=[], metavar="RUN", help="other run folders to show beside it")
+    parser.add_argument("--out", default=None, help="output folder (default: <run_dir>/report)")
 
 
 def _add_serve_check(commands) -> None:
@@ -271,7 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_list, _add_train, _add_convert_data, _add_evaluate, _add_export, _add_query, _add_serve_check,
-                _add_features, _add_convert, _add_update):
+                _add_features, _add_convert, _add_update, _add_report):
         add(commands)
     for command in commands.choices.values():
         command.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS, help=VERBOSE_HELP)
@@ -435,8 +465,19 @@ def cmd_export(args) -> int:
 
     model, space, record = load_run(args.run_dir)
     name = args.name or record["model"]
+    popularity = None
+    if args.rerank:
+        if args.rerank.startswith("tail:") and args.items:
+            raise ValueError("--rerank tail with --items: new items have no training popularity to call long tail")
+        if record.get("task", "retrieval") != "retrieval":
+            raise ValueError(f"--rerank re-ranks `retrieve`; {args.run_dir} is a {record['task']} run")
+        if args.rerank.startswith("tail:"):
+            from mmrec_tf.evaluation.recommendation_lists import item_popularity
+            from mmrec_tf.experiment import load_run_data
+
+            popularity = item_popularity(load_run_data(record, space).examples["train"], space.num_items)[0]
     version_dir = export_model(model, space, args.saved_models, name, version=args.version, k=args.k,
-                               index=args.index, catalog=args.items)
+                               index=args.index, catalog=args.items, rerank=args.rerank, item_popularity=popularity)
     served = sorted(p.name for p in pathlib.Path(args.saved_models).iterdir()
                     if p.is_dir() and any(c.name.isdigit() for c in p.iterdir()))
     write_models_config(args.saved_models, served)
@@ -491,13 +532,39 @@ def cmd_query(args) -> int:
         order = np.argsort(-all_scores, kind="stable")[: args.top]
         ids, scores = [candidates[i] for i in order], all_scores[order]
         heading = f"{len(candidates)} candidates scored for user {args.user}, top {len(ids)}"
+    reasons = _explanations(loaded, args.export_dir, users, histories, ids, titles) if args.explain else None
     print(f"{pathlib.Path(args.export_dir).name} v{version}: {heading} ({len(history)} items in history)")
     if history:
         recent = ", ".join(titles.get(i, i) for i in history[-3:])
         print(f"  most recent: {recent}")
     for rank, (item, score) in enumerate(zip(ids, np.asarray(scores)), start=1):
         print(f"  {rank:2d}. {titles.get(item, item)}  [{item}]  score={score:.3f}")
+        if reasons is not None:
+            print(f"      because: {reasons[rank - 1] or '(no history)'}")
     return 0
+
+
+EXPLAINING_ITEMS = 3
+
+
+def _explanations(loaded, export_dir, users, histories, ids, titles) -> list[str]:
+    """Per item of ``ids``: the history items the export's ``explain`` weighs most, as ``title (weight)``."""
+    import numpy as np
+    import tensorflow as tf
+
+    if "explain" not in loaded.signatures:
+        raise ValueError(f"{export_dir}: this export has no `explain` signature; re-export it with this version")
+    if not ids:
+        return []
+    outputs = loaded.signatures["explain"](user_id=users, history=histories,
+                                           candidates=tf.constant([ids], dtype=tf.string))
+    weights = outputs["weights"].numpy()[0]
+    past = [i.decode() for i in outputs["history_item_ids"].numpy()[0]]
+    reasons = []
+    for row in weights:
+        order = [p for p in np.argsort(-row, kind="stable") if past[p]][:EXPLAINING_ITEMS]
+        reasons.append(", ".join(f"{titles.get(past[p], past[p])} ({row[p]:.2f})" for p in order))
+    return reasons
 
 
 def cmd_serve_check(args) -> int:
@@ -611,9 +678,17 @@ def cmd_update(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    from mmrec_tf.report import write_report
+
+    html_path, json_path = write_report(args.run_dir, compare=args.compare, out=args.out)
+    print(f"wrote {html_path} and {json_path}")
+    return 0
+
+
 COMMANDS = {"list": cmd_list, "train": cmd_train, "convert-data": cmd_convert_data, "evaluate": cmd_evaluate,
             "export": cmd_export, "query": cmd_query, "serve-check": cmd_serve_check, "features": cmd_features,
-            "convert": cmd_convert, "update": cmd_update}
+            "convert": cmd_convert, "update": cmd_update, "report": cmd_report}
 
 
 def _error_text(error: Exception) -> str:

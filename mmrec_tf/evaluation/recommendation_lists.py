@@ -48,6 +48,33 @@ class RecommendationLists:
         return self.lists[:, :k]
 
 
+def ranked_items(model, examples: Examples, seen: dict[int, np.ndarray] | None = None, k: int = 10,
+                 batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """Each example's best ``k`` item indices ``[U, k]`` (0 = empty slot) and their scores (``-inf`` when empty).
+
+    The user's seen items other than the target are excluded; ties are broken
+    by item index (stable sort), so the lists are deterministic.
+    """
+    seen = seen or {}
+    items = np.asarray(model.all_item_embeddings(), np.float32)
+    k = min(k, items.shape[0])
+    features = examples.features()
+    lists, list_scores = [], []
+    for start in range(0, len(examples), batch_size):
+        batch = {name: value[start:start + batch_size] for name, value in features.items()}
+        scores = ops.convert_to_numpy(model.encode_users(batch)).astype(np.float32) @ items.T
+        for row, user in enumerate(batch["user_id"]):
+            excluded = seen.get(int(user))
+            if excluded is not None and len(excluded):
+                excluded = excluded[(excluded != batch["item_id"][row]) & (excluded > 0)] - 1
+                scores[row, excluded] = -np.inf
+        order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        top_scores = np.take_along_axis(scores, order, axis=1)
+        lists.append(np.where(np.isfinite(top_scores), order + 1, 0))
+        list_scores.append(top_scores)
+    return np.concatenate(lists).astype(np.int64), np.concatenate(list_scores)
+
+
 def recommend(model, examples: Examples, seen: dict[int, np.ndarray] | None = None, k: int = 10,
               batch_size: int = 1024) -> RecommendationLists:
     """Each example's top-``k`` items by the model's scores, the user's seen items (but the target) excluded.
@@ -65,25 +92,29 @@ def recommend(model, examples: Examples, seen: dict[int, np.ndarray] | None = No
     >>> recommend(create_model("two_tower", space=space, embedding_dim=4), examples, k=5).lists.shape
     (4, 5)
     """
-    seen = seen or {}
-    items = np.asarray(model.all_item_embeddings(), np.float32)
-    num_items = items.shape[0]
-    k = min(k, num_items)
-    features = examples.features()
-    lists = []
-    for start in range(0, len(examples), batch_size):
-        batch = {name: value[start:start + batch_size] for name, value in features.items()}
-        scores = ops.convert_to_numpy(model.encode_users(batch)).astype(np.float32) @ items.T
-        for row, user in enumerate(batch["user_id"]):
-            excluded = seen.get(int(user))
-            if excluded is not None and len(excluded):
-                excluded = excluded[(excluded != batch["item_id"][row]) & (excluded > 0)] - 1
-                scores[row, excluded] = -np.inf
-        order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-        ranked = np.where(np.isfinite(np.take_along_axis(scores, order, axis=1)), order + 1, 0)
-        lists.append(ranked)
-    return RecommendationLists(examples.user_id.copy(), examples.history.copy(), examples.item_id.copy(),
-                               np.concatenate(lists).astype(np.int64))
+    lists, _ = ranked_items(model, examples, seen, k, batch_size)
+    return RecommendationLists(examples.user_id.copy(), examples.history.copy(), examples.item_id.copy(), lists)
+
+
+def rerank_lists(reranker, shortlist: np.ndarray, scores: np.ndarray, history: np.ndarray,
+                 batch_size: int = 1024) -> np.ndarray:
+    """Apply an export re-ranker (:mod:`mmrec_tf.export.reranking`) offline to shortlists of item indices.
+
+    ``shortlist [U, S]`` and ``scores [U, S]`` from :func:`ranked_items`,
+    ``history [U, L]`` item indices; the catalog position of item index ``i``
+    is ``i - 1`` (the catalog of a run's own items). Returns the re-ranked
+    ``[U, k]`` item indices (0 = empty), exactly what ``retrieve`` of an export
+    with the same ``--rerank`` returns as ids.
+    """
+    import tensorflow as tf
+
+    chosen = []
+    for start in range(0, len(shortlist), batch_size):
+        rows = slice(start, start + batch_size)
+        positions, _ = reranker.rerank(tf.constant(shortlist[rows] - 1, tf.int32),
+                                       tf.constant(scores[rows], tf.float32), tf.constant(history[rows], tf.int32))
+        chosen.append(positions.numpy() + 1)
+    return np.concatenate(chosen).astype(np.int64)
 
 
 def item_popularity(train: Examples, num_items: int) -> tuple[np.ndarray, np.ndarray]:
