@@ -70,7 +70,8 @@ def check_run_folder(run_dir) -> dict:
         record = json.loads(record_file.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ValueError(f"{record_file}: not valid JSON ({error})") from None
-    missing = [key for key in ("name", "model", "data", "training") if not isinstance(record, dict) or key not in record]
+    missing = [key for key in ("name", "model", "data", "training")
+               if not isinstance(record, dict) or key not in record]
     if missing:
         raise ValueError(f"{record_file}: missing {missing}; is it a run written by `mmrec train`?")
     if not (run_dir / MODEL_FILE).is_file():
@@ -157,7 +158,7 @@ def _exposure(top, hits_matrix, context) -> dict:
             "deciles": {str(decile): row for decile, row in table.to_dict(orient="index").items()}}
 
 
-def _reranking(shortlist, scores, examples, model, data, context, strengths) -> dict:
+def _reranking(shortlist, scores, examples, data, context, strengths) -> dict:
     from mmrec_tf.export.reranking import make_reranker
 
     catalog = np.arange(1, context["num_items"] + 1)
@@ -212,14 +213,12 @@ def _explanations(model, data, examples, top, count, seed) -> list[dict]:
     return examples_out
 
 
-def run_numbers(run_dir, ks=ACCURACY_KS, strengths=STRENGTHS, min_users: int = MIN_GROUP_USERS,
-                num_resamples: int = 1000, examples: int = EXAMPLE_USERS, seed: int = 0) -> dict:
-    """Every number of one run's report section (see the module docstring), JSON-ready (NaN as None)."""
+def model_numbers(model, data, ks=ACCURACY_KS, strengths=STRENGTHS, min_users: int = MIN_GROUP_USERS,
+                  num_resamples: int = 1000, examples: int = EXAMPLE_USERS, seed: int = 0) -> dict:
+    """The measured sections (see the module docstring) of a retrieval ``model`` on ``data``'s test split."""
     from mmrec_tf.export.reranking import shortlist_size
 
-    record = check_run_folder(run_dir)
-    model, space, _ = load_run(run_dir)
-    data = load_run_data(record, space)
+    space = data.space
     test = data.examples["test"]
     seen = data.seen("test")
     num_items = space.num_items
@@ -229,20 +228,27 @@ def run_numbers(run_dir, ks=ACCURACY_KS, strengths=STRENGTHS, min_users: int = M
                "user_counts": user_counts, "genres": item_genres(space),
                "embeddings": np.concatenate([np.zeros((1, embeddings.shape[1]), np.float32), embeddings])}
     accuracy = evaluate_retrieval(model, test, seen, ks=tuple(ks)).metrics
-    shortlist, scores = ranked_items(model, test, seen, k=max(shortlist_size(LIST_K, num_items), max(ks)))
+    head = shortlist_size(LIST_K, num_items)
+    shortlist, scores = ranked_items(model, test, seen, k=max(head, max(ks)))
     top = shortlist[:, :LIST_K]
     hits_matrix = top == test.item_id[:, None]
     hits = hits_matrix.any(axis=1).astype(np.float64)
-    head = shortlist_size(LIST_K, num_items)
     return finite({
-        "run": str(run_dir), "name": pathlib.Path(run_dir).resolve().name, "entry": record["name"],
-        "model": record["model"],
-        "dataset": record["data"].get("dataset"), "split": record["data"].get("split"),
         "test_examples": len(test), "num_items": num_items, "k": LIST_K,
         "accuracy": {"ks": list(ks), "metrics": accuracy},
         "beyond_accuracy": {f"hr@{LIST_K}": float(hits.mean()), **_list_metrics(top, test.history, context)},
         "user_groups": _user_groups(data, test, hits, min_users, num_resamples, seed),
         "exposure": _exposure(top, hits_matrix, context),
-        "reranking": _reranking(shortlist[:, :head], scores[:, :head], test, model, data, context, strengths),
+        "reranking": _reranking(shortlist[:, :head], scores[:, :head], test, data, context, strengths),
         "explanations": _explanations(model, data, test, top, examples, seed),
     })
+
+
+def run_numbers(run_dir, **options) -> dict:
+    """:func:`model_numbers` of a run folder's model on the test split it was trained with, plus what the run is."""
+    record = check_run_folder(run_dir)
+    model, space, _ = load_run(run_dir)
+    data = load_run_data(record, space)
+    return {"run": str(run_dir), "name": pathlib.Path(run_dir).resolve().name, "entry": record["name"],
+            "model": record["model"], "dataset": record["data"].get("dataset"),
+            "split": record["data"].get("split"), **model_numbers(model, data, **options)}
