@@ -26,6 +26,11 @@ A typical session (MovieLens-100K is fetched once from PyPI inside the recbole w
   mmrec query saved_models/lstm_two_tower --run runs/lstm_two_tower.movielens_100k --user 42
   mmrec serve-check saved_models/lstm_two_tower      # would TF Serving load and answer it?
 
+Keeping it fresh: `mmrec update RUN --data NEW_FOLDER --run-dir RUN2` continues a run on new interactions
+(new users and items get new rows), `mmrec export RUN2` becomes the next version, and
+`mmrec serve-check saved_models/lstm_two_tower --compare` shows how much its top-K lists overlap the
+previous version's before TF Serving switches to it.
+
 Ranking entries (din, embedding_mlp, article_lstm) go the same way: `mmrec train din.movielens_100k` keeps
 the epoch with the best validation GAUC and reports GAUC, AUC and log loss; `mmrec query` of a ranking
 export scores --candidates (or, with --run, the whole catalog) for the user.
@@ -196,6 +201,11 @@ def _add_serve_check(commands) -> None:
     parser.add_argument("--batch-sizes", default="1,32,256")
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--json", action="store_true", help="print the raw JSON report")
+    parser.add_argument("--compare", nargs="?", const="", default=None, metavar="OLD",
+                        help="also replay the warm-up requests on OLD (a model or version folder; alone: the version "
+                             "below the checked one) and report how much their top-K lists overlap")
+    parser.add_argument("--min-overlap", type=float, default=None,
+                        help="with --compare: exit 1 when the mean top-K overlap is below this (0 to 1)")
 
 
 def _add_features(commands) -> None:
@@ -571,9 +581,28 @@ def cmd_serve_check(args) -> int:
     from mmrec_tf.export.serve_check import format_serve_check_report, serve_check
 
     sizes = tuple(int(s) for s in args.batch_sizes.split(","))
+    if args.min_overlap is not None and (args.compare is None or not 0.0 <= args.min_overlap <= 1.0):
+        raise ValueError(f"--min-overlap takes a share from 0 to 1 and needs --compare; got {args.min_overlap}")
+    comparison = None
+    if args.compare is not None:
+        from mmrec_tf.export.version_comparison import resolve_comparison_pair
+
+        resolve_comparison_pair(args.model_dir, args.compare or None)  # refuse a missing OLD before the check runs
     report = serve_check(args.model_dir, batch_sizes=sizes, repeats=args.repeats)
-    print(json.dumps(report, indent=2) if args.json else format_serve_check_report(report))
-    return 0 if report.get("servable") else 1
+    if args.compare is not None:
+        from mmrec_tf.export.version_comparison import compare_versions, format_version_comparison
+
+        comparison = compare_versions(args.model_dir, args.compare or None)
+        report["comparison"] = comparison
+    text = format_serve_check_report(report)
+    if comparison is not None:
+        text += "\n  " + format_version_comparison(comparison)
+    print(json.dumps(report, indent=2) if args.json else text)
+    below = comparison is not None and args.min_overlap is not None and comparison["mean_overlap"] < args.min_overlap
+    if below:
+        print(f"mmrec serve-check: mean top-{comparison['k']} overlap {comparison['mean_overlap']:.2f} is below "
+              f"--min-overlap {args.min_overlap}", file=sys.stderr)
+    return 0 if report.get("servable") and not below else 1
 
 
 def _named_values(pairs: list[str], option: str) -> dict[str, str]:

@@ -15,6 +15,8 @@ from mmrec_tf.export.serving_module import ServingModule
 from mmrec_tf.export.tf_serving import write_warmup_requests
 from mmrec_tf.export.versioning import write_version_atomically
 
+# Known users in each warm-up record: enough rows for `serve-check --compare` to measure top-K overlap.
+WARMUP_USERS = 8
 SAFE_NAME_CHARACTERS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
 
 
@@ -87,7 +89,7 @@ def export_model(model, space, saved_models_dir: str | os.PathLike, name: str,
     module = ServingModule(model, space, k=k, index=index, catalog_ids=catalog_ids, new_item_ids=new_item_ids,
                            rerank=rerank, item_popularity=item_popularity)
     signatures = module.signatures()
-    inputs = example_requests(space, module.max_history or 10, rating_levels=module.rating_levels)
+    inputs = example_requests(space, module.max_history or 10, batch=WARMUP_USERS, rating_levels=module.rating_levels)
 
     def write(folder: pathlib.Path) -> None:
         tf.saved_model.save(module, str(folder), signatures=signatures)
