@@ -9,6 +9,7 @@ import pathlib
 import sys
 
 from mmrec_tf.console import quiet_tensorflow
+from mmrec_tf.errors import TrainingDivergedError
 
 WITHOUT_TENSORFLOW = ("list",)  # commands that answer without importing TensorFlow (see mmrec_tf.catalog)
 VERBOSE_HELP = "show TensorFlow's start-up and log lines (hidden by default)"
@@ -786,7 +787,7 @@ def main(argv: list[str] | None = None) -> int:
         quiet_tensorflow(args.verbose)
     try:
         return COMMANDS[args.command](args)
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, TrainingDivergedError) as exc:
         print(f"mmrec {args.command}: error: {_error_text(exc)}", file=sys.stderr)
         return 2
 

@@ -42,3 +42,10 @@ class ConfigError(ValueError):
         self.source = source
         prefix = ": ".join(p for p in (source, key_path) if p)
         super().__init__(f"{prefix}: {message}" if prefix else message)
+
+
+class TrainingDivergedError(RuntimeError):
+    """The loss became NaN or infinite; the message names the step and likely causes.
+
+    (Defined here, without TensorFlow, so ``mmrec`` turns it into its one-line refusal.)
+    """

@@ -24,6 +24,7 @@ import tensorflow as tf
 from mmrec_tf.checkpoints import Checkpoint, find_checkpoint, write_checkpoint
 from mmrec_tf.data.pipeline import Examples, steps_per_epoch
 from mmrec_tf.data.tfrecord_io import ShardedExamples
+from mmrec_tf.errors import TrainingDivergedError
 from mmrec_tf.lazy_adam import LazyAdam
 
 OPTIMIZERS = {"adam": keras.optimizers.Adam, "lazy_adam": LazyAdam, "adagrad": keras.optimizers.Adagrad,
@@ -65,10 +66,6 @@ class TrainingConfig:
             raise ValueError(f"steps_per_execution must be a positive int or 'auto', got {self.steps_per_execution!r}")
         if self.epochs < 0 or self.batch_size < 1 or self.learning_rate <= 0:
             raise ValueError(f"epochs >= 0, batch_size >= 1 and learning_rate > 0 expected; got {self}")
-
-
-class TrainingDivergedError(RuntimeError):
-    """The loss became NaN or infinite; the message names the step and likely causes."""
 
 
 class StopOnNonFiniteLoss(keras.callbacks.Callback):

@@ -50,6 +50,25 @@ def test_a_set_value_that_is_not_plain_yaml_is_refused(tmp_path, capsys):
     assert "--set embedding_dim=!!python/name:os.system" in line and "not plain YAML" in line
 
 
+def test_a_schema_yaml_that_is_not_plain_data_is_refused(tmp_path, capsys):
+    """yaml.safe_load refuses a Python tag with a YAMLError, which is no ValueError: it used to be a traceback."""
+    folder = tmp_path / "shop"
+    folder.mkdir()
+    (folder / "interactions.csv").write_text("user_id,item_id\nu1,a\nu1,b\n")
+    (folder / "schema.yaml").write_text("items:\n  title: !!python/object/apply:os.system [echo]\n")
+    line = _refusal(capsys, ["train", "two_tower", "--data", str(folder), "--run-dir", str(tmp_path / "run")])
+    assert str(folder / "schema.yaml") in line and "line 2" in line and "not plain YAML data" in line
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_diverged_training_is_refused_in_one_line(tmp_path, capsys):
+    """A NaN loss stops training with TrainingDivergedError (a RuntimeError): one line naming the step, no traceback."""
+    line = _refusal(capsys, ["train", "two_tower", "--data", "synthetic", "--epochs", "1", "--learning-rate", "1e30",
+                             "--set", "embedding_dim=4", "--run-dir", str(tmp_path / "run")])
+    assert "loss became" in line and "at epoch 1, batch" in line and "learning rate" in line
+    assert not (tmp_path / "run" / "run.json").exists()
+
+
 def test_a_symlink_loop_as_items_file_is_refused(tmp_path, capsys):
     os.symlink(tmp_path / "b.csv", tmp_path / "a.csv")
     os.symlink(tmp_path / "a.csv", tmp_path / "b.csv")

@@ -132,7 +132,13 @@ def _read_schema_file(file: pathlib.Path) -> dict:
     if not file.is_file():
         return {}
     with open(file, encoding="utf-8") as handle:
-        content = yaml.safe_load(handle) or {}
+        try:
+            content = yaml.safe_load(handle) or {}
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise DataError(f"not plain YAML data ({problem})", path=file,
+                            line=mark.line + 1 if mark is not None else None) from None
     if not isinstance(content, dict) or set(content) - {"items", "users"}:
         raise DataError("expected a mapping with keys 'items' and/or 'users'", path=file)
     for section, kinds in content.items():
