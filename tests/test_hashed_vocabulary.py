@@ -18,7 +18,18 @@ from mmrec_tf.data.vocabulary import Vocabulary
 from mmrec_tf.registry import create_model
 from mmrec_tf.training import TrainingConfig, train_model
 
-PROBES = ["a", "b", "c", "", "never seen", "ünïcödé", " a", "a ", "A", "0", "user-123456789", "\t"]
+from fingerprint64_reference import fingerprint64
+
+# strings of 0..64 UTF-8 bytes: every branch of the reference hash
+PROBES = ["a", "b", "c", "", "never seen", "ünïcödé", " a", "a ", "A", "0", "user-123456789", "\t",
+          "user-with-a-24-byte-id-7", "a user id long enough to need FarmHash's 33..64 byte branch"]
+
+
+def expected_indices(ids, num_oov_buckets, probes):
+    """Listed ids -> 1..N, "" -> 0, any other id -> N + 1 + Fingerprint64 mod B, from the plain-Python reference."""
+    listed = {identifier: index for index, identifier in enumerate(ids, start=1)}
+    return [0 if probe == "" else listed.get(probe) or len(ids) + 1 + fingerprint64(probe.encode()) % num_oov_buckets
+            for probe in probes]
 
 LOOKUP_IN_TF_ONLY_PROCESS = textwrap.dedent("""
     import json, sys
@@ -47,9 +58,9 @@ def test_known_ids_keep_their_index_and_others_share_buckets():
     assert indices[:4].tolist() == [1, 2, 3, 0]
     assert ((indices[4:] >= 4) & (indices[4:] <= 8)).all()
     assert (len(vocab), vocab.size, vocab.id_of(2), vocab.id_of(6)) == (8, 9, "b", "")
-    # Pinned Fingerprint64 buckets: the mapping must never change under a trained model.
-    expected = tf.strings.to_hash_bucket_fast(PROBES[4:], 5).numpy() + 4
-    assert indices[4:].tolist() == expected.tolist()
+    # The mapping must never change under a trained model: buckets from the tests' own Fingerprint64 and
+    # pinned literals (1 + Fingerprint64 mod 1000 of "x", "y", "user-1"; see fingerprint64_reference.py).
+    assert indices.tolist() == expected_indices(["a", "b", "c"], 5, PROBES)
     assert HashedVocabulary([], num_oov_buckets=1000).lookup(["x", "y", "user-1"]).tolist() == [971, 106, 117]
 
 
@@ -74,6 +85,8 @@ def test_saved_model_lookup_equals_the_python_lookup(vocab, tmp_path):
     served = json.loads(completed.stdout.strip().splitlines()[-1])
     assert not served["mmrec"]
     assert served["indices"] == vocab.lookup(PROBES).tolist()
+    if isinstance(vocab, HashedVocabulary):
+        assert served["indices"] == expected_indices(list(vocab.ids), vocab.num_oov_buckets, PROBES)
     assert module.table.lookup(tf.constant(PROBES)).dtype == tf.int32
 
 
