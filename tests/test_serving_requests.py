@@ -61,6 +61,28 @@ def test_chunked_score_equals_the_models_unchunked_scores(name, models, tiny_spa
         assert chunked.score(**no_candidates)["scores"].shape == (BATCH, 0)
 
 
+def test_the_model_never_sees_more_than_one_chunk_of_pairs(models, tiny_space, monkeypatch):
+    """What bounds the memory: each model call inside ``score`` gets at most ``score_chunk_pairs`` pairs.
+
+    (Before chunking, one call got all B x C pairs: 1 x 100,000 candidates took 10.6 GB; see
+    benchmarks/score_memory.py for the peak memory against C.)
+    """
+    model = models["din"]
+    pairs_per_call = []
+    unchunked = model.score_candidates
+
+    def counting(features, candidates):
+        counted = tf.numpy_function(lambda n: pairs_per_call.append(int(n)) or n, [tf.size(candidates)], tf.int32)
+        with tf.control_dependencies([counted]):
+            return tf.identity(unchunked(features, candidates))
+
+    monkeypatch.setattr(model, "score_candidates", counting)
+    inputs, ratings = request(tiny_space)
+    scores = ServingModule(model, tiny_space, k=5, score_chunk_pairs=CHUNK).score(**inputs, history_rating=ratings)
+    assert scores["scores"].shape == (BATCH, NUM_CANDIDATES)
+    assert pairs_per_call == [7, 7, 7, 7, 5]
+
+
 def test_score_chunk_pairs_must_be_a_positive_whole_number(models, tiny_space):
     with pytest.raises(ValueError, match="score_chunk_pairs must be a whole number >= 1, got 0"):
         ServingModule(models["two_tower"], tiny_space, score_chunk_pairs=0)
