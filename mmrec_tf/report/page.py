@@ -75,10 +75,15 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def _accuracy(runs: list[dict]) -> str:
-    keys = list(runs[0]["accuracy"]["metrics"])
-    rows = [[key] + [_number(run["accuracy"]["metrics"].get(key)) for run in runs] for key in keys]
+    ks = runs[0]["accuracy"]["ks"]
+    rows = []
+    for run in runs:
+        metrics = run["accuracy"]["metrics"]
+        for family in ("hr", "ndcg", "coverage", "factorized_top_k"):
+            rows.append([f"{run['name']} {family}@K"] + [_number(metrics.get(f"{family}@{k}")) for k in ks])
+        rows.append([f"{run['name']} mrr", _number(metrics.get("mrr"))] + [""] * (len(ks) - 1))
     return (_image(figures.accuracy_curves(runs), "HR@K and NDCG@K against K")
-            + _table(["metric"] + [run["name"] for run in runs], rows))
+            + _table(["run, metric"] + [f"K = {k}" for k in ks], rows))
 
 
 def _beyond_accuracy(runs: list[dict]) -> str:
