@@ -16,7 +16,10 @@ control character inside a field (C0 and C1 controls other than tab and line
 breaks, DEL), a row with too few or too many fields, a quoted field that is
 never closed or has text after its closing quote, and a field longer than
 :data:`FIELD_SIZE_LIMIT` characters (csv's own limit, which otherwise ends in a
-bare ``_csv.Error`` that names neither file nor line).
+bare ``_csv.Error`` that names neither file nor line). ``skip_bad_rows``
+skips rows with bad values, field counts, lengths or control characters, but
+never a quoting error: where quotes go wrong, the rows after it cannot be
+trusted either.
 """
 
 from __future__ import annotations
