@@ -144,24 +144,23 @@ def _add_export(commands) -> None:
                              "default genres) or tail:LAMBDA (long-tail boost); LAMBDA in [0, 1], 0 = no change")
 
 
-def _index_spec(spec: str) -> str:
-    from mmrec_tf.export.retrieval_index import parse_index_spec
+def _accepted_by(module: str, parser_name: str):
+    """An argparse ``type`` that keeps the text when ``module.parser_name(text)`` accepts it (imported on use)."""
 
-    try:
-        parse_index_spec(spec)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-    return spec
+    def check(text: str) -> str:
+        import importlib
+
+        try:
+            getattr(importlib.import_module(module), parser_name)(text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+        return text
+
+    return check
 
 
-def _rerank_spec(spec: str) -> str:
-    from mmrec_tf.export.reranking import parse_rerank_spec
-
-    try:
-        parse_rerank_spec(spec)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-    return spec
+_index_spec = _accepted_by("mmrec_tf.export.retrieval_index", "parse_index_spec")
+_rerank_spec = _accepted_by("mmrec_tf.export.reranking", "parse_rerank_spec")
 
 
 def _add_query(commands) -> None:
