@@ -7,7 +7,8 @@ import pytest
 import tensorflow as tf
 
 from mmrec_tf.export.ivf_index import IVFIndex
-from mmrec_tf.export.retrieval_index import make_retrieval_index, parse_index_spec
+from mmrec_tf.export.index_choice import make_retrieval_index
+from mmrec_tf.export.retrieval_index import parse_index_spec
 from mmrec_tf.export.spherical_kmeans import nearest_centroids
 
 

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mmrec_tf.export import retrieval_index
+from mmrec_tf.export import index_choice
 from mmrec_tf.export.bfloat16_index import BFloat16Index
 from mmrec_tf.export.brute_force_index import BruteForceIndex
-from mmrec_tf.export.retrieval_index import make_retrieval_index
+from mmrec_tf.export.index_choice import make_retrieval_index
 
 
 def exact_top_k(items, queries, excluded, k):
@@ -111,11 +111,13 @@ def test_recall_of_bfloat16_index_on_normalised_random_embeddings():
     assert recall >= 0.99
 
 
-def test_auto_picks_brute_force_below_the_threshold(monkeypatch):
+def test_auto_picks_brute_force_below_the_threshold_and_never_the_approximate_ivf(monkeypatch):
     items = np.ones((10, 2), np.float32)
     assert make_retrieval_index("auto", items, k=3).kind == "brute_force"
-    monkeypatch.setattr(retrieval_index, "AUTO_EXACT_MAX_ITEMS", 10)
+    monkeypatch.setattr(index_choice, "AUTO_EXACT_MAX_ITEMS", 10)
     assert make_retrieval_index("auto", items, k=3).kind == "bfloat16"
+    monkeypatch.setattr(index_choice, "AUTO_EXACT_MAX_ITEMS", 1)
+    assert make_retrieval_index("auto", np.ones((5_000, 2), np.float32), k=3).kind == "bfloat16"
     assert make_retrieval_index("brute_force", items, k=3).kind == "brute_force"
     with pytest.raises(ValueError, match="index must be one of"):
         make_retrieval_index("scann", items, k=3)

@@ -13,7 +13,7 @@ class BruteForceIndex(RetrievalIndex):
 
     The reference the approximate indexes are measured against, and the
     default for catalogs below
-    :data:`~mmrec_tf.export.retrieval_index.AUTO_EXACT_MAX_ITEMS` items, where it
+    :data:`~mmrec_tf.export.index_choice.AUTO_EXACT_MAX_ITEMS` items, where it
     is the fastest choice anyway. Cost per batch: ``B x N x D`` multiply-adds
     and a top-k over ``[B, N]``. Ties keep the lower catalog position first.
 

@@ -15,12 +15,14 @@ Three implementations:
   k-means partitions, only the items of the partitions nearest the query are
   scored (bfloat16), then re-ranked exactly in float32; approximate.
 
-:func:`make_retrieval_index` picks one by name (see :func:`parse_index_spec`);
-``"auto"`` picks by catalog size.
+:func:`~mmrec_tf.export.index_choice.make_retrieval_index` picks one by name
+(see :func:`parse_index_spec`); ``"auto"`` picks by catalog size. This module
+holds what the three share and imports none of them.
 
 Example:
 
 >>> import numpy as np, tensorflow as tf
+>>> from mmrec_tf.export.index_choice import make_retrieval_index
 >>> index = make_retrieval_index("auto", np.eye(3, dtype="float32"), k=2)
 >>> positions, scores = index.search(tf.constant([[0.0, 1.0, 0.5]]), tf.constant([[1]]))
 >>> positions.numpy().tolist(), scores.numpy().tolist()
@@ -29,16 +31,9 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 import tensorflow as tf
 
-# Catalogs with fewer items are searched exactly by "auto". Measured on a 2-core AVX512_BF16
-# CPU (dim 64, K 100, batch 32): 50,000 items 9.3 ms exact vs 9.9 ms bfloat16; 100,000 items
-# 16 vs 11 ms; 200,000 items 29 vs 13 ms; at batch 1 the two are equal up to 200,000 items.
-AUTO_EXACT_MAX_ITEMS = 100_000
-AUTO_BFLOAT16_MAX_ITEMS = 1_000_000
 INDEX_KINDS = ("auto", "brute_force", "bfloat16", "ivf")
 IVF_OPTIONS = ("nlist", "nprobe")
 
@@ -165,42 +160,3 @@ def parse_index_spec(spec: str) -> tuple[str, dict]:
                              f"e.g. 'ivf:nlist=1024,nprobe=32', got {option!r}")
         parsed[key] = int(value)
     return kind, parsed
-
-
-def make_retrieval_index(spec: str, embeddings: np.ndarray, k: int, training_rows: np.ndarray | None = None,
-                         exact_vectors: Callable[[tf.Tensor], tf.Tensor] | None = None) -> RetrievalIndex:
-    """The retrieval index ``spec`` (a kind of :data:`INDEX_KINDS`, see :func:`parse_index_spec`) over ``embeddings``.
-
-    ``"auto"`` is :class:`~mmrec_tf.export.brute_force_index.BruteForceIndex`
-    for catalogs below :data:`AUTO_EXACT_MAX_ITEMS` items,
-    :class:`~mmrec_tf.export.bfloat16_index.BFloat16Index` below
-    :data:`AUTO_BFLOAT16_MAX_ITEMS` and :class:`~mmrec_tf.export.ivf_index.IVFIndex`
-    from there on. ``training_rows`` (IVF only): the rows its partitions are
-    trained on; the other rows are only assigned to them. ``exact_vectors``
-    (bfloat16 and IVF, which read float32 vectors only to re-rank a
-    shortlist): catalog positions -> float32 embeddings, used instead of a
-    float32 copy of ``embeddings``.
-
-    Example:
-
-    >>> import numpy as np
-    >>> make_retrieval_index("auto", np.ones((10, 4), "float32"), k=5).kind
-    'brute_force'
-    >>> make_retrieval_index("bfloat16", np.ones((10, 4), "float32"), k=5).kind
-    'bfloat16'
-    >>> make_retrieval_index("ivf:nlist=2,nprobe=1", np.eye(4, dtype="float32"), k=5).nprobe
-    1
-    """
-    from mmrec_tf.export.bfloat16_index import BFloat16Index
-    from mmrec_tf.export.brute_force_index import BruteForceIndex
-    from mmrec_tf.export.ivf_index import IVFIndex
-
-    kind, options = parse_index_spec(spec)
-    if kind == "auto":
-        kind = ("brute_force" if len(embeddings) < AUTO_EXACT_MAX_ITEMS
-                else "bfloat16" if len(embeddings) < AUTO_BFLOAT16_MAX_ITEMS else "ivf")
-    if kind == "ivf":
-        return IVFIndex(embeddings, k=k, training_rows=training_rows, exact_vectors=exact_vectors, **options)
-    if kind == "bfloat16":
-        return BFloat16Index(embeddings, k=k, exact_vectors=exact_vectors)
-    return BruteForceIndex(embeddings, k=k)

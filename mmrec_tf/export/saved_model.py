@@ -63,7 +63,7 @@ def export_model(model, space, saved_models_dir: str | os.PathLike, name: str,
     (an inverted-file index: only the items of the ``nprobe`` partitions
     nearest the user are scored; new ``catalog`` items join the partitions of
     the known ones) or ``"auto"`` (by catalog size, see
-    :func:`~mmrec_tf.export.retrieval_index.make_retrieval_index`).
+    :func:`~mmrec_tf.export.index_choice.make_retrieval_index`).
     ``catalog`` replaces the set of items ``retrieve`` returns without
     retraining: an ``items.csv`` path, a DataFrame or a list of ids; items
     the model does not know are embedded from their features (see

@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from mmrec_tf.export.explanations import explain_candidates
 from mmrec_tf.export.reranking import make_reranker, shortlist_size
-from mmrec_tf.export.retrieval_index import make_retrieval_index
+from mmrec_tf.export.index_choice import make_retrieval_index
 from mmrec_tf.layers.history import most_recent_history
 
 STRING_VECTOR = tf.TensorSpec([None], tf.string)
@@ -29,7 +29,7 @@ class ServingModule(tf.Module):
     which every model treats as "no information", or, for a
     :class:`~mmrec_tf.data.HashedVocabulary`, → their hash bucket), and
     for retrieval models a retrieval index over the catalog's item embeddings
-    (see :func:`~mmrec_tf.export.retrieval_index.make_retrieval_index`) used by
+    (see :func:`~mmrec_tf.export.index_choice.make_retrieval_index`) used by
     ``retrieve``. Signatures:
 
     - ``score(user_id [B], history [B, L], candidates [B, C]) → {"scores" [B, C]}``
@@ -56,7 +56,7 @@ class ServingModule(tf.Module):
     larger shortlist of the index; ``item_popularity`` (training interactions
     per item index) is what ``"tail:..."`` calls the long tail. ``index`` picks the search:
     ``"auto"``, ``"brute_force"``, ``"bfloat16"`` or ``"ivf[:nlist=N,nprobe=M]"``
-    (see :func:`~mmrec_tf.export.retrieval_index.make_retrieval_index`); an IVF
+    (see :func:`~mmrec_tf.export.index_choice.make_retrieval_index`); an IVF
     index trains its partitions on the catalog items not in ``new_item_ids``
     and only assigns the new ones to them.
 
