@@ -31,6 +31,7 @@ def make_synthetic(
     interactions_per_user: int = 20,
     follow_probability: float = 0.8,
     seed: int = 0,
+    off_cluster_probability: float = 0.0,
 ) -> Dataset:
     """Users walk through item clusters in a fixed order.
 
@@ -41,7 +42,12 @@ def make_synthetic(
     one (a sequence model wins), the cluster from the user or any history item
     (an ID model beats popularity), and titles and genres name the cluster
     (content features carry signal). Ratings are 5 for items of the user's
-    cluster visited in order and 3 for the random jumps.
+    cluster visited in order and 3 for the random jumps. With
+    ``off_cluster_probability`` > 0, each interaction is instead, with that
+    probability, an item of another cluster, rated 1 (the walk then goes on
+    from where it was): whether a user likes an item depends on how the item
+    relates to the user's history, which a model that scores ``f(user) + g(item)``
+    cannot express (tutorial 02).
 
     Example:
     >>> ds = make_synthetic(num_users=10, num_items=12, num_clusters=3, interactions_per_user=5)
@@ -66,20 +72,21 @@ def make_synthetic(
     user_cluster = rng.integers(0, num_clusters, size=num_users)
     for user in range(num_users):
         cycle = cycles[user_cluster[user]]
-        current = int(rng.choice(cycle))
+        current, previous = int(rng.choice(cycle)), None
         for _ in range(interactions_per_user):
             clock += int(rng.integers(1, 100))
-            rows.append((f"u{user}", f"i{current}", 5.0, clock))
+            if off_cluster_probability and rng.random() < off_cluster_probability:
+                other = int(rng.choice(np.flatnonzero(item_cluster != user_cluster[user])))
+                rows.append((f"u{user}", f"i{other}", 1.0, clock))
+                continue
+            followed = previous is None or successor[previous] == current
+            rows.append((f"u{user}", f"i{current}", 5.0 if followed else 3.0, clock))
+            previous = current
             if rng.random() < follow_probability:
                 current = successor[current]
             else:
                 current = int(rng.choice(cycle))
     interactions = pd.DataFrame(rows, columns=["user_id", "item_id", "rating", "timestamp"])
-    jumps = interactions.groupby("user_id").cumcount() > 0
-    previous = interactions.groupby("user_id")["item_id"].shift(1)
-    followed = [successor.get(int(p[1:])) == int(i[1:]) if isinstance(p, str) else True
-                for p, i in zip(previous, interactions["item_id"])]
-    interactions.loc[jumps & ~np.array(followed), "rating"] = 3.0
     interactions["rating"] = interactions["rating"].astype("float32")
     interactions["timestamp"] = interactions["timestamp"].astype("int64")
 
