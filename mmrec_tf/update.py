@@ -62,8 +62,9 @@ class UpdatedModel:
     """What :func:`continue_training` returns: the grown, further-trained model and its space.
 
     ``new_examples`` counts the interactions trained on, ``seen_examples``
-    everything the model has now seen; ``train_seconds`` is the time of the
-    gradient steps (``fit``), growth included.
+    everything the model has now seen; ``train_seconds`` is the wall time of
+    the whole update: growing the space, building the examples, the grown
+    model and optimizer, and the gradient steps (``fit``).
     """
 
     model: keras.Model

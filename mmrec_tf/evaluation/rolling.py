@@ -25,7 +25,12 @@ Per window: HR@k and NDCG@k over all evaluated interactions,
 ``hr@10_new_items`` over interactions with items first seen in that window
 (no interactions yet: features alone), ``hr@10_recent_items`` over items
 first seen in the window before (known only through the latest update), and
-the training seconds spent to get there.
+the training seconds spent to get there: the wall time from the data to a
+model ready to serve, counted the same way for both strategies (``retrain``:
+feature space, model, examples over windows ``1..k`` and ``fit``;
+``update``: grown space, examples, grown model and optimizer and ``fit``,
+:attr:`~mmrec_tf.update.UpdatedModel.train_seconds`); evaluation is not
+counted.
 """
 
 from __future__ import annotations
@@ -224,14 +229,14 @@ def rolling_evaluation(model_name: str, dataset: Dataset, windows: int, strategi
     config = TrainingConfig(**{**(training or {}), "seed": seed})
 
     def fresh_model(upto: int):
-        """A model trained from scratch on windows ``0..upto``, catalog up to ``upto + 1``."""
+        """A model trained from scratch on windows ``0..upto``, catalog up to ``upto + 1``; seconds until ready."""
+        started = time.perf_counter()
         seen = pd.concat(parts[: upto + 1])
         space = FeatureSpace.build(_subset(dataset, seen, catalog[min(upto + 1, windows - 1)]))
         keras.utils.set_random_seed(seed)
         model = create_model(model_name, space=space, **overrides)
         max_history = getattr(model, "max_history", None) or DEFAULT_HISTORY
         _, examples = update_examples(space, seen.iloc[:0], seen, max_history)
-        started = time.perf_counter()
         train_model(model, examples, config, verbose=verbose)
         return model, space, time.perf_counter() - started
 
