@@ -68,7 +68,7 @@ from mmrec_tf.data.splits import temporal_fraction_split  # noqa: E402
 from mmrec_tf.evaluation.full_ranking import evaluate_retrieval  # noqa: E402
 from mmrec_tf.experiment import prepare_data  # noqa: E402
 from mmrec_tf.registry import create_model, list_models, registered_model  # noqa: E402
-from mmrec_tf.training import (OPTIMIZERS, TrainingConfig, resolve_jit_compile,  # noqa: E402
+from mmrec_tf.training import (OPTIMIZERS, TrainingConfig, epoch_steps, resolve_jit_compile,  # noqa: E402
                                resolve_steps_per_execution)
 from mmrec_tf.zoo_entry import get_zoo_entry  # noqa: E402
 
@@ -114,12 +114,12 @@ def steady_rate(examples: int, seconds: list[float]) -> float:
 class Contender:
     """One compiled model and the batches of each epoch, trained one epoch at a time by :func:`race`."""
 
-    def __init__(self, label: str, model, epoch_batches, examples: int, batch_size: int):
+    def __init__(self, label: str, model, epoch_batches, examples: int, batch_size: int, steps: int | None = None):
         self.label = label
         self.model = model
         self.epoch_batches = epoch_batches
         self.examples = examples
-        self.steps = steps_per_epoch(examples, batch_size)
+        self.steps = steps if steps is not None else steps_per_epoch(examples, batch_size)
         self.timer = EpochTimer()
         self.failure = None
 
@@ -164,14 +164,15 @@ def ready_like_train_model(model, train: Examples, config: TrainingConfig, label
     model.compile(optimizer=OPTIMIZERS[config.optimizer](learning_rate=config.learning_rate),
                   jit_compile=resolve_jit_compile(config.jit_compile, model),
                   steps_per_execution=resolve_steps_per_execution(
-                      config.steps_per_execution, [], steps_per_epoch(len(train), config.batch_size)))
+                      config.steps_per_execution, [], epoch_steps(model, train, config.batch_size)))
 
     def epoch_batches(epoch):
         return model.make_dataset(train, config.batch_size, shuffle=True, seed=config.seed, epochs=epoch + 1,
                                   first_epoch=epoch)
 
     model(next(iter(epoch_batches(0))))
-    return Contender(label, model, epoch_batches, len(train), config.batch_size)
+    return Contender(label, model, epoch_batches, len(train), config.batch_size,
+                     steps=epoch_steps(model, train, config.batch_size))
 
 
 # === Part 1: every model ===

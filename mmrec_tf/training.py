@@ -375,6 +375,13 @@ def _shard_by_data(dataset):
     return dataset.with_options(options)
 
 
+def epoch_steps(model, train, batch_size: int) -> int:
+    """Batches in one epoch of ``model.make_dataset(train, batch_size)``: ``model.batches_per_epoch`` where defined."""
+    if hasattr(model, "batches_per_epoch") and not isinstance(train, ShardedExamples):
+        return model.batches_per_epoch(train, batch_size)
+    return steps_per_epoch(len(train), batch_size)
+
+
 def train_model(model, train: Examples | ShardedExamples, config: TrainingConfig,
                 valid: Examples | ShardedExamples | None = None, callbacks=None, verbose: int | str = "auto",
                 checkpoint_dir: str | os.PathLike | None = None, strategy: tf.distribute.Strategy | None = None,
@@ -383,7 +390,9 @@ def train_model(model, train: Examples | ShardedExamples, config: TrainingConfig
 
     The model builds its own batches (``model.prepare(train)`` then
     ``model.make_dataset(...)``), so retrieval and ranking models share this
-    loop. ``train`` may also be :class:`~mmrec_tf.data.tfrecord_io.ShardedExamples`
+    loop; a model whose batches are not ``config.batch_size`` examples each
+    (SASRec batches whole sequences) says how many an epoch has with
+    ``model.batches_per_epoch(train, batch_size)``. ``train`` may also be :class:`~mmrec_tf.data.tfrecord_io.ShardedExamples`
     (TFRecord shards written by ``mmrec convert-data``, read from disk).
     Counting-based models (no trainable weights, e.g. popularity) are only
     prepared. With ``valid`` the validation loss and metrics are reported
@@ -463,7 +472,7 @@ def train_model(model, train: Examples | ShardedExamples, config: TrainingConfig
         if strategy is not None:
             dataset = _shard_by_data(dataset)
             validation = _shard_by_data(validation) if validation is not None else None
-        steps = steps_per_epoch(len(train), config.batch_size)
+        steps = epoch_steps(model, train, config.batch_size)
         model.compile(optimizer=optimizer or OPTIMIZERS[config.optimizer](learning_rate=config.learning_rate),
                       jit_compile=resolve_jit_compile(config.jit_compile, model, strategy),
                       steps_per_execution=resolve_steps_per_execution(config.steps_per_execution, user_callbacks,

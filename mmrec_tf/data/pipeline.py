@@ -150,6 +150,47 @@ def seen_items(split: Split, space: FeatureSpace, target: str = "test") -> dict[
     return items_by_user(space.user_vocab.lookup(visible["user_id"]), space.item_vocab.lookup(visible["item_id"]))
 
 
+def next_item_sequences(examples: Examples, max_history: int) -> Examples:
+    """Examples re-laid for a per-position objective: each kept row's history predicts its next items.
+
+    Nothing here decides what a row may see: every row keeps its own history
+    (built by :func:`row_histories`, the one history rule), cut to its most
+    recent ``max_history`` items. Its ``extras["next_items"]`` (``[N,
+    max_history]``, aligned with the history) is the item that followed each
+    history position: the next history item, and after the last one the row's
+    own target; 0 at padding. A user's consecutive rows (``user_id`` runs, rows
+    oldest first as :func:`build_examples` gives them) overlap, so only every
+    ``max_history``-th row counting back from the user's last is kept (rows
+    with an empty history predict nothing and are dropped): each target but a
+    user's first is then predicted exactly once per pass, from up to
+    ``max_history`` items before it, as SASRec trains (Kang & McAuley, ICDM 2018).
+
+    Example:
+    >>> history = np.array([[0, 0, 0], [5, 0, 0], [5, 6, 0], [5, 6, 7], [6, 7, 8], [3, 0, 0]], "int32")
+    >>> rows = Examples(np.array([1, 1, 1, 1, 1, 2]), np.array([5, 6, 7, 8, 9, 4]), history, {})
+    >>> sequences = next_item_sequences(rows, max_history=2)
+    >>> sequences.history.tolist(), sequences.extras["next_items"].tolist()
+    ([[5, 6], [7, 8], [3, 0]], [[6, 7], [8, 9], [4, 0]])
+    """
+    history = np.asarray(examples.history, np.int32)
+    lengths = (history > 0).sum(axis=1)
+    bounds = run_bounds(np.asarray(examples.user_id))
+    last_of_user = np.repeat(bounds[1:] - 1, np.diff(bounds))
+    kept = np.flatnonzero(((last_of_user - np.arange(len(history))) % max_history == 0) & (lengths > 0))
+    width = max(history.shape[1], 1)
+    start = np.maximum(lengths[kept] - max_history, 0)
+    window = start[:, None] + np.arange(max_history)
+    present = window < lengths[kept][:, None]
+    recent = np.where(present, np.take_along_axis(history[kept], np.minimum(window, width - 1), axis=1), 0)
+    following = np.concatenate([recent[:, 1:], np.zeros((len(kept), 1), np.int32)], axis=1)
+    last = np.maximum(lengths[kept] - start - 1, 0)
+    following[np.arange(len(kept)), last] = examples.item_id[kept]
+    following = np.where(present, following, 0).astype(np.int32)
+    extras = {name: value[kept] for name, value in examples.extras.items()}
+    return Examples(examples.user_id[kept], examples.item_id[kept], recent.astype(np.int32),
+                    {**extras, "next_items": following})
+
+
 def item_frequencies(examples: Examples, num_items: int) -> np.ndarray:
     """How often each item index is a training target, as probabilities (index 0 gets none)."""
     counts = np.bincount(examples.item_id, minlength=num_items + 1).astype(np.float64)

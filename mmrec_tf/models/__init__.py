@@ -11,9 +11,10 @@ from mmrec_tf.models.multimodal_retrieval_model import MultimodalRetrievalModel
 from mmrec_tf.models.popularity import Popularity
 from mmrec_tf.models.ranking_model import RankingModel
 from mmrec_tf.models.retrieval_model import RetrievalModel
+from mmrec_tf.models.sasrec import SASRec
 from mmrec_tf.models.two_tower import TwoTower
 from mmrec_tf.models.vbpr import VBPR
 
 __all__ = ["ArticleLSTM", "ConcatFusion", "ContentOnly", "CrossAttentionFusion", "DIN", "EmbeddingMLP",
-           "LSTMTwoTower", "MultimodalRetrievalModel", "Popularity", "RankingModel", "RetrievalModel", "TwoTower",
-           "VBPR"]
+           "LSTMTwoTower", "MultimodalRetrievalModel", "Popularity", "RankingModel", "RetrievalModel", "SASRec",
+           "TwoTower", "VBPR"]

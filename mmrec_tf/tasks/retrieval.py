@@ -63,7 +63,8 @@ class Retrieval(keras.layers.Layer):
        `candidate_sampling_probability` is given (Yi et al., RecSys 2019);
     4. accidental-hit removal: a negative column whose candidate id equals the
        row's positive id gets `finfo(float32).min / 100` added to its logit
-       (the positive itself is kept);
+       (the positive itself is kept); columns outside `candidate_mask` get
+       the same offset for every row (an extension, not in TFRS);
     5. hard-negative mining: per row, only the positive and the
        `num_hard_negatives` highest-scoring negatives are kept;
     6. softmax cross-entropy from logits, summed over rows (TFRS uses
@@ -157,6 +158,7 @@ class Retrieval(keras.layers.Layer):
         sample_weight=None,
         candidate_sampling_probability=None,
         candidate_ids=None,
+        candidate_mask=None,
     ):
         """Returns the scalar float32 retrieval loss of a batch.
 
@@ -169,6 +171,13 @@ class Retrieval(keras.layers.Layer):
                 each candidate was sampled into the batch (logQ correction).
             candidate_ids: `[N]` candidate ids (ints or strings); required
                 when `remove_accidental_hits=True`, ignored otherwise.
+            candidate_mask: Optional `[N]` booleans; a column that is False
+                is no negative for any query (it gets the accidental-hit
+                offset, like a hit), while each query's own positive logit
+                is kept. Padding rows of a flattened sequence batch, or the
+                in-batch positives of a full-catalog softmax (candidates =
+                positives followed by every item, with accidental-hit
+                removal), are masked this way.
         """
         queries = ops.cast(query_embeddings, "float32")
         candidates = ops.cast(candidate_embeddings, "float32")
@@ -226,6 +235,17 @@ class Retrieval(keras.layers.Layer):
             negatives = ops.where(
                 same_id, negatives + ACCIDENTAL_HIT_LOGIT_OFFSET, negatives
             )
+            positive_set_aside = True
+        if candidate_mask is not None:
+            usable = ops.expand_dims(
+                _as_vector(candidate_mask, "candidate_mask", candidates.shape[0], "bool"), 0
+            )
+            if not positive_set_aside:
+                usable = ops.logical_and(usable, ops.not_equal(
+                    ops.expand_dims(ops.arange(num_queries), 1),
+                    ops.expand_dims(ops.arange(num_candidates), 0),
+                ))
+            negatives = ops.where(usable, negatives, negatives + ACCIDENTAL_HIT_LOGIT_OFFSET)
             positive_set_aside = True
         if self.num_hard_negatives is not None:
             if not positive_set_aside:

@@ -1,0 +1,216 @@
+"""SASRec: two-tower retrieval whose user tower is a causal Transformer over the user's history."""
+
+from __future__ import annotations
+
+import keras
+import keras_hub
+import numpy as np
+from keras import ops
+
+from mmrec_tf.data.pipeline import make_tf_dataset, next_item_sequences, steps_per_epoch
+from mmrec_tf.layers.history import most_recent_history
+from mmrec_tf.layers.item_feature_encoder import ItemFeatureEncoder
+from mmrec_tf.models.retrieval_model import RetrievalModel, with_item_tables
+from mmrec_tf.registry import register_model
+from mmrec_tf.tasks.replicas import replica_share
+
+
+@register_model("sasrec", task="retrieval")
+@keras.saving.register_keras_serializable(package="mmrec_tf")
+class SASRec(RetrievalModel):
+    """Self-attentive sequential retrieval (Kang & McAuley, ICDM 2018): causal Transformer over the history.
+
+    Item tower: :class:`~mmrec_tf.layers.ItemFeatureEncoder` (item id
+    embedding plus the item's feature tables projected to ``embedding_dim``),
+    shared with the history. User tower: each history item through the item
+    tower, plus a learned position (keras-hub ``PositionEmbedding``; counted
+    back from the most recent item, which always takes the last one, as in
+    SASRec's left-padded sequences), dropout, ``num_blocks`` keras-hub
+    ``TransformerEncoder`` blocks (pre-layer-norm, as SASRec) under a causal
+    mask and the padding mask, a final layer norm; the output at the last
+    history item is the user vector. Item ``t`` sees items ``0..t`` only.
+
+    Trained with SASRec's objective: every history position predicts the item
+    that followed it (:func:`~mmrec_tf.data.pipeline.next_item_sequences`
+    lays the examples out; a batch is ``batch_size`` such sequences). The
+    loss is the :class:`~mmrec_tf.tasks.Retrieval` softmax over the batch's
+    flattened positions (in-batch negatives, logQ correction, accidental-hit
+    removal; padding positions are neither queries nor negatives), or with
+    ``full_softmax`` a softmax cross-entropy over the whole catalog (exact for
+    small catalogs: a ``[positions, num_items]`` score matrix per step, where
+    the in-batch one is ``[positions, positions]``). Both sum over positions.
+    With ``normalize`` both towers are L2-normalised and scores are cosines
+    divided by ``temperature``. Serving encodes the history once per request
+    and reads the last position, like every retrieval model.
+
+    Example:
+    >>> import numpy as np
+    >>> model = SASRec(num_users=5, num_items=7, embedding_dim=8, num_heads=2, max_history=4)
+    >>> out = model({"user_id": np.array([1, 0]), "history": np.array([[1, 2, 0, 0], [0, 0, 0, 0]]),
+    ...              "item_id": np.array([3, 4])})
+    >>> tuple(out["user_embedding"].shape)
+    (2, 8)
+    """
+
+    uses_history = True
+
+    def __init__(self, num_users: int, num_items: int, item_feature_specs: dict | None = None,
+                 embedding_dim: int = 64, num_blocks: int = 2, num_heads: int = 1,
+                 intermediate_dim: int | None = None, max_history: int = 50, dropout: float = 0.2,
+                 normalize: bool = True, temperature: float | None = 0.1, full_softmax: bool = False,
+                 logq_correction: bool = True, remove_accidental_hits: bool = True, **kwargs):
+        if full_softmax and logq_correction:
+            raise ValueError("full_softmax scores every item, nothing is sampled: set logq_correction=False")
+        super().__init__(num_users=num_users, num_items=num_items, temperature=temperature,
+                         logq_correction=logq_correction, remove_accidental_hits=remove_accidental_hits,
+                         **kwargs)
+        self.item_feature_specs = dict(item_feature_specs or {})
+        self.embedding_dim = embedding_dim
+        self.num_blocks = num_blocks
+        self.num_heads = num_heads
+        self.intermediate_dim = intermediate_dim
+        self.max_history = max_history
+        self.dropout = dropout
+        self.normalize = normalize
+        self.full_softmax = full_softmax
+        self.item_encoder = ItemFeatureEncoder(num_items, embedding_dim, output_dim=embedding_dim,
+                                               feature_specs=self.item_feature_specs, name="item_encoder")
+        self.position_embedding = keras_hub.layers.PositionEmbedding(max_history, name="position_embedding")
+        self.input_dropout = keras.layers.Dropout(dropout, name="input_dropout")
+        self.blocks = [keras_hub.layers.TransformerEncoder(intermediate_dim or embedding_dim, num_heads,
+                                                           dropout=dropout, normalize_first=True,
+                                                           name=f"transformer_block_{index}")
+                       for index in range(num_blocks)]
+        self.output_norm = keras.layers.LayerNormalization(epsilon=1e-5, name="output_norm")
+
+    @classmethod
+    def from_feature_space(cls, space, item_features: list[str] | None = None, **kwargs):
+        """Build for a feature space; ``item_features`` names the item tables to use (default: all)."""
+        return with_item_tables(cls, space, item_features, **kwargs)
+
+    def build(self, input_shape=None):
+        if not self.item_encoder.built:
+            self.item_encoder.build()
+        shape = (None, self.max_history, self.embedding_dim)
+        self.position_embedding.build(shape)
+        for block in self.blocks:
+            block.build(shape)
+        self.output_norm.build(shape)
+
+    def _finish(self, vectors):
+        """L2-normalise in float32: under mixed_float16 a zero vector would otherwise become NaN."""
+        return ops.normalize(ops.cast(vectors, "float32"), axis=-1) if self.normalize else vectors
+
+    def encode_sequence(self, history, training=False):
+        """``[B, L, D]`` states of a compact history ``[B, L]`` (``L <= max_history``): state ``t`` sees items ``0..t``.
+
+        Inside, each row is moved to the end of the window (padding first, as
+        SASRec pads) so the most recent item always sits at the last learned
+        position, whatever the history length; states come back in the
+        history's own order (oldest first, padding at the end).
+        """
+        history = ops.cast(history, "int32")
+        width = ops.shape(history)[1]
+        slots = ops.expand_dims(ops.arange(width, dtype="int32"), 0)
+        shift = width - ops.sum(ops.cast(ops.not_equal(history, 0), "int32"), axis=1, keepdims=True)
+        source = slots - shift
+        aligned = ops.where(source >= 0, ops.take_along_axis(history, ops.maximum(source, 0), axis=1), 0)
+        items = self.item_encoder(aligned)
+        positions = self.position_embedding(items, start_index=self.max_history - width)
+        states = self.input_dropout(items + ops.cast(positions, items.dtype), training=training)
+        # causal and padding masks in one: a slot sees the present items up to itself; a padding slot sees only
+        # itself, so no row of the softmax is empty (XLA's attention turns an all-masked row into NaN)
+        causal = ops.expand_dims(ops.tril(ops.ones((width, width), "bool")), 0)
+        present = ops.expand_dims(ops.not_equal(aligned, 0), 1)
+        own = ops.expand_dims(ops.eye(width, dtype="bool"), 0)
+        mask = ops.cast(ops.logical_and(causal, ops.logical_or(present, own)), "int32")
+        for block in self.blocks:
+            states = block(states, attention_mask=mask, training=training)
+        back = ops.expand_dims(ops.minimum(slots + shift, width - 1), -1)
+        return ops.take_along_axis(self.output_norm(states), back, axis=1)
+
+    def _recent(self, history):
+        return most_recent_history(history, self.max_history)
+
+    @staticmethod
+    def _last_state(states, history):
+        last = ops.maximum(ops.sum(ops.cast(ops.not_equal(history, 0), "int32"), axis=1) - 1, 0)
+        return ops.take_along_axis(states, ops.reshape(last, (-1, 1, 1)), axis=1)[:, 0, :]
+
+    def encode_items(self, item_index, training=False):
+        return self._finish(self.item_encoder(item_index))
+
+    def encode_users(self, features, training=False):
+        history = self._recent(features["history"])
+        return self._finish(self._last_state(self.encode_sequence(history, training=training), history))
+
+    def call(self, features, training=False):
+        history = self._recent(features["history"])
+        states = self.encode_sequence(history, training=training)
+        outputs = {"user_embedding": self._finish(self._last_state(states, history)),
+                   "item_embedding": self.encode_items(features["item_id"], training=training)}
+        if "next_items" in features:
+            outputs["sequence_embedding"] = self._finish(states)
+        return outputs
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """The task's softmax over every history position that has a next item (padding rows weigh 0)."""
+        if "sequence_embedding" not in y_pred:
+            raise ValueError("SASRec trains on next-item sequences (a 'next_items' feature); build batches with "
+                             "model.make_dataset")
+        states = y_pred["sequence_embedding"]
+        queries = ops.reshape(states, (-1, ops.shape(states)[-1]))
+        targets = ops.reshape(ops.cast(x["next_items"], "int32"), (-1,))
+        present = ops.not_equal(targets, 0)
+        # padding rows weigh 0 and are masked; item 1 stands in for them so no zero vector is normalised
+        positives = self.encode_items(ops.where(present, targets, 1), training=training)
+        if self.full_softmax:
+            catalog = self.encode_items(ops.arange(1, self.num_items + 1, dtype="int32"), training=training)
+            logits = ops.matmul(ops.cast(queries, "float32"), ops.transpose(ops.cast(catalog, "float32")))
+            if self.temperature is not None:
+                logits = logits / self.temperature
+            row_losses = ops.sparse_categorical_crossentropy(ops.maximum(targets - 1, 0), logits, from_logits=True)
+            loss = ops.sum(row_losses * ops.cast(present, "float32"))
+        else:
+            probability = (ops.reshape(x["next_item_probability"], (-1,)) if self.logq_correction else None)
+            loss = self.task(queries, positives, sample_weight=ops.cast(present, "float32"),
+                             candidate_sampling_probability=probability,
+                             candidate_ids=targets if self.remove_accidental_hits else None,
+                             candidate_mask=present)
+        if not training:
+            catalog = self.encode_items(ops.arange(1, self.num_items + 1, dtype="int32"))
+            self.top_k.update_state(y_pred["user_embedding"], y_pred["item_embedding"], catalog)
+        if self.losses:
+            loss = loss + replica_share(ops.sum(self.losses))
+        return loss
+
+    def prepare(self, train_examples) -> None:
+        """Next-item frequencies over the training sequences, for logQ."""
+        targets = next_item_sequences(train_examples, self.max_history).extras["next_items"].ravel()
+        counts = np.bincount(targets, minlength=self.num_items + 1).astype(np.float64)
+        counts[0] = 0.0
+        self.item_probability = (counts / max(counts.sum(), 1.0)).astype(np.float32)
+
+    def batches_per_epoch(self, examples, batch_size: int) -> int:
+        return steps_per_epoch(len(next_item_sequences(examples, self.max_history)), batch_size)
+
+    def make_dataset(self, examples, batch_size: int, shuffle: bool = True, seed: int = 0, **options):
+        """Batches of ``batch_size`` next-item sequences (:func:`~mmrec_tf.data.pipeline.next_item_sequences`)."""
+        sequences = next_item_sequences(examples, self.max_history)
+        if not len(sequences):
+            raise ValueError(f"SASRec: none of the {len(examples)} examples has a history to learn from")
+        probability = getattr(self, "item_probability", None)
+        if self.logq_correction:
+            if probability is None:
+                raise ValueError("call prepare(train_examples) before make_dataset: logQ correction needs "
+                                 "the training item frequencies")
+            sequences.extras["next_item_probability"] = probability[sequences.extras["next_items"]]
+        return make_tf_dataset(sequences, batch_size, shuffle=shuffle, seed=seed, **options)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"item_feature_specs": self.item_feature_specs, "embedding_dim": self.embedding_dim,
+                       "num_blocks": self.num_blocks, "num_heads": self.num_heads,
+                       "intermediate_dim": self.intermediate_dim, "max_history": self.max_history,
+                       "dropout": self.dropout, "normalize": self.normalize, "full_softmax": self.full_softmax})
+        return config
