@@ -1,6 +1,7 @@
 """Catalog models; importing this package registers them."""
 
 from mmrec_tf.models.article_lstm import ArticleLSTM
+from mmrec_tf.models.bst import BST
 from mmrec_tf.models.concat_fusion import ConcatFusion
 from mmrec_tf.models.content_only import ContentOnly
 from mmrec_tf.models.cross_attention_fusion import CrossAttentionFusion
@@ -15,6 +16,6 @@ from mmrec_tf.models.sasrec import SASRec
 from mmrec_tf.models.two_tower import TwoTower
 from mmrec_tf.models.vbpr import VBPR
 
-__all__ = ["ArticleLSTM", "ConcatFusion", "ContentOnly", "CrossAttentionFusion", "DIN", "EmbeddingMLP",
+__all__ = ["ArticleLSTM", "BST", "ConcatFusion", "ContentOnly", "CrossAttentionFusion", "DIN", "EmbeddingMLP",
            "LSTMTwoTower", "MultimodalRetrievalModel", "Popularity", "RankingModel", "RetrievalModel", "SASRec",
            "TwoTower", "VBPR"]
