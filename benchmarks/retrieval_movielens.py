@@ -16,11 +16,15 @@ trains ``two_tower`` exactly as the TFRS basic-retrieval tutorial does (Adagrad
 ``--training`` / ``--architecture`` (JSON) override the recipe of every
 entry run, for tuning a recipe on the validation split: each run prints its
 valid HR@10 next to the test one, and the table has a valid HR@10 column.
+Seeds can train in parallel processes (``--first-seed 1 --seeds 1 --save-runs
+s1.json`` ...) and be tabled together (``--from-runs s0.json s1.json s2.json
+--update-zoo``).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 import os
@@ -37,7 +41,8 @@ from _common import REPOSITORY, mean_std, movielens_path, print_table  # noqa: E
 from mmrec_tf.data.sources import load_dataset  # noqa: E402
 from mmrec_tf.experiment import prepare_data, run  # noqa: E402
 
-ENTRIES = ("popularity.movielens_100k", "two_tower.movielens_100k", "lstm_two_tower.movielens_100k")
+ENTRIES = ("popularity.movielens_100k", "two_tower.movielens_100k", "lstm_two_tower.movielens_100k",
+           "sasrec.movielens_100k")
 TFRS_RECIPE = {"optimizer": "adagrad", "learning_rate": 0.1, "batch_size": 8192, "epochs": 3}
 TFRS_ARCHITECTURE = {"embedding_dim": 32, "logq_correction": False, "remove_accidental_hits": False}
 TFRS_LABEL = "two_tower, TFRS tutorial recipe"
@@ -51,6 +56,11 @@ def main() -> None:
     parser.add_argument("--entries", default=",".join(ENTRIES))
     parser.add_argument("--training", type=json.loads, default={}, help="JSON training overrides (tuning)")
     parser.add_argument("--architecture", type=json.loads, default={}, help="JSON architecture overrides (tuning)")
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds first-seed .. first-seed + seeds - 1")
+    parser.add_argument("--save-runs", default=None, help="write every run's numbers to this JSON file")
+    parser.add_argument("--from-runs", nargs="+", default=None,
+                        help="no training: the table (and --update-zoo) from --save-runs files, e.g. of seeds "
+                             "trained in parallel processes")
     parser.add_argument("--update-zoo", action="store_true")
     parser.add_argument("--no-tfrs-recipe", action="store_true",
                         help="skip the extra two_tower row trained the way the TFRS tutorial trains it")
@@ -58,43 +68,75 @@ def main() -> None:
     if args.update_zoo and (args.training or args.architecture):
         parser.error("--update-zoo records the zoo recipes' own numbers; leave out --training and --architecture")
 
-    dataset = load_dataset("movielens-100k", movielens_path(args.data_path))
-    print(f"data: {dataset.source}; {PROTOCOL}")
-    data = prepare_data(dataset, "leave_last_out", max_history=50)
-    results = {}
-    for entry in args.entries.split(","):
-        runs = []
-        for seed in range(args.seeds):
-            runs.append(run(entry, data, training={**args.training, "seed": seed}, verbose=0, **args.architecture))
-            print(f"{entry} seed {seed}: valid hr@10={runs[-1].valid.metrics['hr@10']:.4f} "
-                  f"ndcg@10={runs[-1].valid.metrics['ndcg@10']:.4f}; test hr@10={runs[-1].test.metrics['hr@10']:.4f} "
-                  f"({runs[-1].train_seconds:.0f} s training)", flush=True)
-        results[entry] = runs
-    if not args.no_tfrs_recipe:
-        results[TFRS_LABEL] = [run("two_tower", data, training={**TFRS_RECIPE, "seed": seed}, verbose=0,
-                                   **TFRS_ARCHITECTURE)
-                               for seed in range(args.seeds)]
+    if args.from_runs:
+        results = {}
+        for path in args.from_runs:
+            for record in json.loads(pathlib.Path(path).read_text(encoding="utf-8")):
+                results.setdefault(record["entry"], []).append(Measured(**{k: v for k, v in record.items()
+                                                                           if k not in ("entry", "seed")}))
+    else:
+        results = train_all(args)
     rows = []
     for entry, runs in results.items():
         speed = [r.examples_per_second for r in runs]
-        rows.append([entry, mean_std([r.valid.metrics["hr@10"] for r in runs]),
-                     mean_std([r.test.metrics["hr@10"] for r in runs]),
-                     mean_std([r.test.metrics["ndcg@10"] for r in runs]),
-                     mean_std([r.test.metrics["mrr"] for r in runs]),
-                     mean_std([r.test.metrics["coverage@10"] for r in runs]),
+        rows.append([entry, mean_std([r.valid["hr@10"] for r in runs]),
+                     mean_std([r.test["hr@10"] for r in runs]),
+                     mean_std([r.test["ndcg@10"] for r in runs]),
+                     mean_std([r.test["mrr"] for r in runs]),
+                     mean_std([r.test["coverage@10"] for r in runs]),
                      f"{statistics.median(speed):,.0f}" if any(speed) else "n/a (counting)"])
     print()
     print_table(["entry", "valid HR@10", "HR@10", "NDCG@10", "MRR", "coverage@10", "train examples/s (median)"], rows)
     if "two_tower.movielens_100k" in results and "lstm_two_tower.movielens_100k" in results:
-        ratio = (statistics.mean(r.test.metrics["hr@10"] for r in results["lstm_two_tower.movielens_100k"])
-                 / statistics.mean(r.test.metrics["hr@10"] for r in results["two_tower.movielens_100k"]))
+        ratio = (statistics.mean(r.test["hr@10"] for r in results["lstm_two_tower.movielens_100k"])
+                 / statistics.mean(r.test["hr@10"] for r in results["two_tower.movielens_100k"]))
         print(f"\nlstm_two_tower / two_tower HR@10 ratio: {ratio:.2f}")
     if "sasrec.movielens_100k" in results and "lstm_two_tower.movielens_100k" in results:
-        ratio = (statistics.mean(r.test.metrics["hr@10"] for r in results["sasrec.movielens_100k"])
-                 / statistics.mean(r.test.metrics["hr@10"] for r in results["lstm_two_tower.movielens_100k"]))
+        ratio = (statistics.mean(r.test["hr@10"] for r in results["sasrec.movielens_100k"])
+                 / statistics.mean(r.test["hr@10"] for r in results["lstm_two_tower.movielens_100k"]))
         print(f"sasrec / lstm_two_tower HR@10 ratio: {ratio:.2f}")
     if args.update_zoo:
-        update_zoo({name: runs for name, runs in results.items() if name in ENTRIES}, args.seeds)
+        update_zoo({name: runs for name, runs in results.items() if name in ENTRIES},
+                   max(len(runs) for runs in results.values()))
+
+
+@dataclasses.dataclass
+class Measured:
+    """What the table and the zoo need of one run (a RunResult's numbers, or read back from --save-runs)."""
+
+    valid: dict
+    test: dict
+    examples_per_second: float
+    train_seconds: float
+
+    @classmethod
+    def of(cls, result) -> "Measured":
+        return cls(result.valid.metrics, result.test.metrics, result.examples_per_second, result.train_seconds)
+
+
+def train_all(args) -> dict[str, list[Measured]]:
+    dataset = load_dataset("movielens-100k", movielens_path(args.data_path))
+    print(f"data: {dataset.source}; {PROTOCOL}")
+    data = prepare_data(dataset, "leave_last_out", max_history=50)
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    results, records = {}, []
+    for entry in args.entries.split(","):
+        runs = []
+        for seed in seeds:
+            runs.append(Measured.of(run(entry, data, training={**args.training, "seed": seed}, verbose=0,
+                                        **args.architecture)))
+            print(f"{entry} seed {seed}: valid hr@10={runs[-1].valid['hr@10']:.4f} "
+                  f"ndcg@10={runs[-1].valid['ndcg@10']:.4f}; test hr@10={runs[-1].test['hr@10']:.4f} "
+                  f"({runs[-1].train_seconds:.0f} s training)", flush=True)
+            records.append({"entry": entry, "seed": seed, **dataclasses.asdict(runs[-1])})
+            if args.save_runs:
+                pathlib.Path(args.save_runs).write_text(json.dumps(records, indent=1), encoding="utf-8")
+        results[entry] = runs
+    if not args.no_tfrs_recipe:
+        results[TFRS_LABEL] = [Measured.of(run("two_tower", data, training={**TFRS_RECIPE, "seed": seed}, verbose=0,
+                                               **TFRS_ARCHITECTURE))
+                               for seed in seeds]
+    return results
 
 
 def update_zoo(results: dict, seeds: int) -> None:
@@ -103,7 +145,7 @@ def update_zoo(results: dict, seeds: int) -> None:
         content = yaml.safe_load(path.read_text(encoding="utf-8"))
         values = {}
         for key in ("hr@10", "ndcg@10", "hr@20", "ndcg@20", "mrr", "coverage@10"):
-            numbers = [r.test.metrics[key] for r in runs]
+            numbers = [r.test[key] for r in runs]
             values[key] = round(statistics.mean(numbers), 4)
             if len(numbers) > 1:
                 values[f"{key}_std"] = round(statistics.stdev(numbers), 4)
