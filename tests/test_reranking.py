@@ -88,7 +88,7 @@ def test_strength_zero_equals_plain_retrieve(trained, tiny_space, spec):
 
 
 def test_reranked_export_passes_serve_check_and_serves_the_reranked_lists(trained, tiny_space, tmp_path):
-    """One serve-check (calibrated: the most ops); benchmarks/beyond_accuracy.py serve-checks all three on ML-100K."""
+    """One serve-check (calibrated: the most ops); benchmarks/rerank_latency.py serve-checks all three on ML-100K."""
     model, popularity = trained
     export_model(model, tiny_space, tmp_path, "calibrated", k=5, rerank="calibrated:0.5", warmup=True)
     report = serve_check(tmp_path / "calibrated", batch_sizes=(1, 4), repeats=1)
