@@ -1,4 +1,4 @@
-"""Click-through ranking on MovieLens-100K with the DIN paper's protocol: article_lstm vs embedding_mlp vs din.
+"""Click-through ranking on MovieLens-100K with the DIN paper's protocol: article_lstm vs embedding_mlp vs din vs bst.
 
 Protocol (Zhou et al., "Deep Interest Network", KDD 2018, sec. 6.1, on
 ML-100K instead of ML-20M): a rating of 4 or 5 is a positive, 1-3 a negative;
@@ -41,7 +41,7 @@ from _common import REPOSITORY, mean_std, movielens_path, print_table  # noqa: E
 from mmrec_tf.data.sources import load_dataset  # noqa: E402
 from mmrec_tf.experiment import data_settings, prepare_data, run  # noqa: E402
 
-MODELS = ("article_lstm", "embedding_mlp", "din")
+MODELS = ("article_lstm", "embedding_mlp", "din", "bst")
 TAG = "movielens_100k"
 PAPER = "DIN paper, MovieLens-20M: GAUC 0.7300 BaseModel (embedding_mlp), 0.7337 DIN, 0.7348 DIN with Dice"
 
