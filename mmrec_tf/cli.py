@@ -487,9 +487,6 @@ def cmd_convert_data(args) -> int:
         raise ValueError(f"--shards must be at least 1, got {args.shards}")
     print(f"loading {name}{' from ' + str(path) if path else ''} ...", flush=True)
     dataset = load_dataset(name, path, skip_bad_rows=args.skip_bad_rows)
-    windows = parse_rolling(settings.get("split", ""))
-    if windows:
-        return _train_rolling(args, windows, dataset, recipe, run_dir)
     split = make_split(dataset, args.split, seed=args.seed)
     out = write_tfrecord_examples(split, FeatureSpace.build(dataset), args.out, num_shards=args.shards,
                                   max_history=args.max_history, seed=args.seed,
