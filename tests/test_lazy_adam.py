@@ -76,3 +76,46 @@ def test_training_a_model_sends_embedding_gradients_down_the_sparse_path(monkeyp
         moved = np.abs(new - old)
         assert moved[0].max() == 0  # row 0 (padding, never read) untouched
         np.testing.assert_allclose(moved[1:], 0.01, rtol=1e-2)  # every id of this data set is read
+
+
+def _rows_after_a_second_training_without_them(space, train, optimizer_name):
+    """Train ``two_tower`` on ``train``, then on it without user 1 and item 1, the optimizer carried over.
+
+    Returns row 1 of the user and item tables, then of their first and second moments, after the
+    first training and after the second.
+    """
+    from mmrec_tf.data.pipeline import Examples
+    from mmrec_tf.registry import create_model
+    from mmrec_tf.training import TrainingConfig, train_model
+
+    keras.utils.set_random_seed(0)
+    model = create_model("two_tower", space=space, embedding_dim=4)
+    config = TrainingConfig(epochs=2, batch_size=16, optimizer=optimizer_name, learning_rate=0.05)
+    train_model(model, train, config, verbose=0)  # TrainingConfig's speed defaults: XLA, several steps per call
+    optimizer = model.optimizer
+    tables = [model.user_embedding.embeddings, model.item_embedding.embeddings]
+
+    def rows():
+        return [variable.numpy()[1].copy() for variable in tables] + [
+            slots[optimizer._get_variable_index(variable)].numpy()[1].copy()
+            for slots in (optimizer._momentums, optimizer._velocities) for variable in tables]
+
+    first = rows()
+    keep = (train.user_id != 1) & (train.item_id != 1)
+    assert 0 < keep.sum() < len(train)
+    without = Examples(train.user_id[keep], train.item_id[keep], train.history[keep],
+                       {name: value[keep] for name, value in train.extras.items()})
+    train_model(model, without, config, verbose=0, optimizer=optimizer)
+    assert int(optimizer.iterations.numpy()) > 0
+    return first, rows()
+
+
+def test_training_leaves_rows_not_read_and_their_moments_exactly_as_they_were(tiny_space, tiny_examples):
+    train = tiny_examples["train"]
+    before, after = _rows_after_a_second_training_without_them(tiny_space, train, "lazy_adam")
+    for old, new in zip(before, after):  # user 1's and item 1's rows, then their first and second moments
+        np.testing.assert_array_equal(new, old)
+    assert np.abs(before[2]).max() > 0 and np.abs(before[4]).max() > 0  # the rows had moments to keep
+    adam_before, adam_after = _rows_after_a_second_training_without_them(tiny_space, train, "adam")
+    assert not np.allclose(adam_after[0], adam_before[0])  # Keras' Adam keeps moving them on its momentum
+    assert not np.allclose(adam_after[2], adam_before[2])
