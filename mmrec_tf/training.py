@@ -92,6 +92,8 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
         if loss is None or math.isfinite(float(loss)):
             return
         self.model.stop_training = True
+        if self.steps:  # an epoch's last compiled call may run fewer than steps_per_execution batches
+            batch = min(batch, self.steps - 1)
         step = self.epoch * self.steps + batch + 1 if self.steps else batch + 1
         executed = int(getattr(self.model, "steps_per_execution", 1) or 1)
         checked = (f"; the loss is checked every {executed} batches (steps_per_execution), so it may have become "
@@ -102,6 +104,29 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
             "non-finite values in numeric features or sample weights; a temperature close to 0. "
             "Lower the learning rate or check the input data."
         )
+
+
+class DataEpoch(keras.callbacks.Callback):
+    """Sets ``variable`` to each epoch's number as it begins: the epoch a dataset made with ``epoch=variable`` yields.
+
+    ``fit`` makes the dataset's iterator after the epoch's callbacks began,
+    so epoch ``e`` trains on exactly the batches of epoch ``e`` of the
+    seeded stream (see :func:`~mmrec_tf.data.pipeline.make_tf_dataset`),
+    resumed runs included.
+
+    Example:
+    >>> callback = DataEpoch(tf.Variable(0, dtype=tf.int64))
+    >>> callback.on_epoch_begin(3)
+    >>> int(callback.variable.numpy())
+    3
+    """
+
+    def __init__(self, variable: tf.Variable):
+        super().__init__()
+        self.variable = variable
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.variable.assign(epoch)
 
 
 class StrategyError(ValueError):
@@ -268,37 +293,35 @@ def resolve_steps_per_execution(setting: int | str, callbacks, steps: int,
                                 strategy: tf.distribute.Strategy | None = None) -> int:
     """How many batches each compiled ``fit`` call runs; ``"auto"`` runs several unless a callback needs each one.
 
-    ``"auto"``: the largest divisor of an epoch's ``steps`` up to
-    :data:`AUTO_STEPS_PER_EXECUTION` (Keras 3.15 runs whole executions, so
-    with a count that does not divide the epoch it trains past the epoch's
-    end into the next epoch's batches; a prime count such as 79 gets 1), or
-    1 when one of ``callbacks`` has its own per-batch hook
+    ``"auto"``: :data:`AUTO_STEPS_PER_EXECUTION` (at most an epoch's
+    ``steps``), whether or not it divides the epoch: :func:`train_model`
+    gives ``fit`` one epoch's dataset at a time, so the last call of an epoch
+    runs only the batches left. (Keras 3.15 on one stream of epochs would
+    run whole calls past the epoch's end into the next epoch's batches,
+    which is why this used to pick a divisor of ``steps``: 1 for a prime
+    count, measured 1.49x slower per example at 701 steps than 704.) It is 1
+    when one of ``callbacks`` has its own per-batch hook
     (``on_train_batch_end`` ...), which Keras would otherwise call only once
     per execution, and 1 under a strategy with several replicas or workers
     (Keras 3.15's multi-step loop fails under ``MultiWorkerMirroredStrategy``:
     "You must feed a value for placeholder tensor ... multi_step_on_iterator").
     Several steps per call save the Python round trip of each
-    batch: the same batches, the same updates, the same weights — measured
-    about 2x faster for ``two_tower`` at batch 256 on 2 CPU cores
-    (``benchmarks/training_throughput.py``); per-batch callbacks and the
-    non-finite-loss check then see every Nth batch.
+    batch: the same batches, the same updates, the same weights
+    (``benchmarks/training_throughput.py`` measures it); per-batch callbacks
+    and the non-finite-loss check then see every Nth batch.
 
     Example:
-    >>> resolve_steps_per_execution("auto", [], steps=10), resolve_steps_per_execution("auto", [], steps=100)
-    (10, 25)
+    >>> resolve_steps_per_execution("auto", [], steps=10), resolve_steps_per_execution("auto", [], steps=701)
+    (10, 32)
     >>> resolve_steps_per_execution("auto", [keras.callbacks.LambdaCallback(on_train_batch_end=print)], steps=10)
     1
     """
     if setting != "auto":
-        if steps % int(setting):
-            raise ValueError(f"steps_per_execution={setting} does not divide the {steps} batches of an epoch: "
-                             f"Keras would train {-(-steps // int(setting)) * int(setting)} batches per epoch, "
-                             "running into the next epoch's; choose a divisor of it or 'auto'")
         return int(setting)
     if num_replicas(strategy) > 1 or _multi_worker(strategy) or \
             any(_has_batch_hook(callback) for callback in callbacks or []):
         return 1
-    return max(count for count in range(1, min(AUTO_STEPS_PER_EXECUTION, steps) + 1) if steps % count == 0)
+    return max(1, min(AUTO_STEPS_PER_EXECUTION, steps))
 
 
 def _has_batch_hook(callback) -> bool:
@@ -414,7 +437,10 @@ def train_model(model, train: Examples | ShardedExamples, config: TrainingConfig
     :mod:`mmrec_tf.checkpoints`) resumes from the last finished epoch whose
     checkpoint verifies, logging any it skips. Each
     epoch's shuffle depends only on the seed and the epoch number, so a
-    resumed run sees the same batches as an uninterrupted one.
+    resumed run sees the same batches as an uninterrupted one. ``fit`` gets
+    one epoch's dataset at a time (:class:`DataEpoch`), so every epoch
+    trains exactly its own batches whether or not ``steps_per_execution``
+    divides their number (an epoch's last call runs the batches left).
 
     With ``strategy`` (a ``tf.distribute.Strategy``; the model must have been
     created under ``strategy.scope()``) the model is built and compiled under
@@ -449,6 +475,8 @@ def train_model(model, train: Examples | ShardedExamples, config: TrainingConfig
                             "`with strategy.scope():` (mmrec_tf.experiment.run does) so its variables are "
                             "replicated")
     keras.utils.set_random_seed(config.seed)
+    # which epoch the dataset yields; made outside the strategy's scope, where it would be a distributed variable
+    epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="data_epoch")
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
         if prepare_examples is None:
             prepare_examples = train.prepare_view() if isinstance(train, ShardedExamples) else train
@@ -465,8 +493,8 @@ def train_model(model, train: Examples | ShardedExamples, config: TrainingConfig
             restore = find_checkpoint(checkpoint_dir)
             first_epoch = min(restore.epoch if restore is not None else 0, config.epochs)
             callbacks.append(ChiefBackupAndRestore(checkpoint_dir, strategy, restore))
-        dataset = _make_dataset(model, train, config.batch_size, shuffle=True, seed=config.seed,
-                                epochs=config.epochs, first_epoch=first_epoch)
+        callbacks.append(DataEpoch(epoch))
+        dataset = _make_dataset(model, train, config.batch_size, shuffle=True, seed=config.seed, epoch=epoch)
         validation = (_make_dataset(model, valid, config.batch_size, shuffle=False)
                       if valid is not None and len(valid) else None)
         if strategy is not None:
@@ -477,12 +505,11 @@ def train_model(model, train: Examples | ShardedExamples, config: TrainingConfig
                       jit_compile=resolve_jit_compile(config.jit_compile, model, strategy),
                       steps_per_execution=resolve_steps_per_execution(config.steps_per_execution, user_callbacks,
                                                                       steps, strategy))
-        # one batch builds and traces the model; taken from a separate one-epoch pipeline because `dataset`
-        # is empty when nothing is left to train (epochs=0, or resuming a finished run: fit then only restores)
+        # one batch builds and traces the model, taken from a separate unshuffled pipeline
         model(next(iter(_make_dataset(model, train, config.batch_size, shuffle=False, epochs=1))))
         with _multi_worker_dict_inputs(model, strategy):
-            return model.fit(dataset, epochs=config.epochs, initial_epoch=first_epoch, steps_per_epoch=steps,
-                             validation_data=validation, callbacks=callbacks, verbose=verbose, shuffle=False)
+            return model.fit(dataset, epochs=config.epochs, initial_epoch=first_epoch, validation_data=validation,
+                             callbacks=callbacks, verbose=verbose, shuffle=False)
 
 
 @contextlib.contextmanager

@@ -292,8 +292,8 @@ def test_auto_steps_per_execution_keeps_every_batch_for_batch_callbacks():
             pass
 
     assert resolve_steps_per_execution("auto", [EveryEpoch()], steps=128) == 32
-    assert resolve_steps_per_execution("auto", [EveryEpoch()], steps=100) == 25  # a divisor of the epoch
-    assert resolve_steps_per_execution("auto", [EveryEpoch()], steps=79) == 1  # prime
+    assert resolve_steps_per_execution("auto", [EveryEpoch()], steps=100) == 32  # a last call of 4
+    assert resolve_steps_per_execution("auto", [EveryEpoch()], steps=79) == 32  # prime: a last call of 15
     assert resolve_steps_per_execution("auto", [EveryEpoch()], steps=7) == 7
     assert resolve_steps_per_execution("auto", [EveryEpoch(), EveryBatch()], steps=100) == 1
     assert resolve_steps_per_execution("auto", [keras.callbacks.LambdaCallback(on_batch_end=print)], steps=100) == 1
@@ -302,12 +302,11 @@ def test_auto_steps_per_execution_keeps_every_batch_for_batch_callbacks():
     one_replica_per_worker.num_replicas_in_sync = 1
     assert resolve_steps_per_execution("auto", [], 100, one_replica_per_worker) == 1
     assert resolve_steps_per_execution(5, [EveryBatch()], steps=100) == 5
-    with pytest.raises(ValueError, match="does not divide the 79 batches of an epoch"):
-        resolve_steps_per_execution(5, [], steps=79)
+    assert resolve_steps_per_execution(5, [], steps=79) == 5
 
 
 def test_every_epoch_trains_exactly_its_batches_with_several_steps_per_execution(tiny_space, tiny_examples):
-    """Keras runs whole executions: a count that does not divide the epoch would spill into the next one."""
+    """Keras runs whole executions on a stream of epochs; train_model gives it one epoch at a time instead."""
     from mmrec_tf.registry import create_model
     from mmrec_tf.training import TrainingConfig, steps_per_epoch, train_model
 

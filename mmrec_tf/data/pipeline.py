@@ -208,6 +208,7 @@ def make_tf_dataset(
     drop_remainder: bool = False,
     epochs: int | None = None,
     first_epoch: int = 0,
+    epoch: tf.Variable | None = None,
 ) -> tf.data.Dataset:
     """Batches of feature dicts, shuffled per epoch, gathered a batch at a time, prefetched.
 
@@ -221,10 +222,24 @@ def make_tf_dataset(
     a run resumed at epoch ``e`` sees exactly the batches an uninterrupted run
     would. Without it, one pass that reshuffles on every iteration.
 
+    With ``epoch`` instead (an integer ``tf.Variable``) the dataset is one
+    epoch of that stream, the one ``epoch`` holds when an iterator is made
+    from it, with its cardinality known: Keras ``fit`` makes an iterator each
+    epoch, and its last compiled call of an epoch then runs only the batches
+    left (:func:`~mmrec_tf.training.train_model` sets the variable as each
+    epoch begins).
+
     Example:
     >>> ex = Examples(np.arange(5), np.arange(5), np.zeros((5, 2), "int32"), {})
     >>> [b["item_id"].shape[0] for b in make_tf_dataset(ex, 2, epochs=2)]
     [2, 2, 1, 2, 2, 1]
+    >>> current = tf.Variable(1, dtype=tf.int64)
+    >>> one_epoch = make_tf_dataset(ex, 2, seed=3, epoch=current)
+    >>> int(one_epoch.cardinality())
+    3
+    >>> [b["item_id"].numpy().tolist() for b in one_epoch] == [
+    ...     b["item_id"].numpy().tolist() for b in make_tf_dataset(ex, 2, seed=3, epochs=2, first_epoch=1)]
+    True
     """
     features = examples.features()
     if item_probability is not None:
@@ -235,7 +250,9 @@ def make_tf_dataset(
     def gather(indices):
         return {name: tf.gather(value, indices) for name, value in tensors.items()}
 
-    if epochs is None:
+    if epochs is not None and epoch is not None:
+        raise ValueError("make_tf_dataset: pass epochs (a stream of epochs) or epoch (one epoch), not both")
+    if epochs is None and epoch is None:
         indices = tf.data.Dataset.range(count)
         if shuffle:
             indices = indices.shuffle(count, seed=seed, reshuffle_each_iteration=True)
@@ -255,7 +272,12 @@ def make_tf_dataset(
                 lambda start: gather(order[start:start + batch_size]),
                 num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
-        batches = tf.data.Dataset.range(first_epoch, epochs).flat_map(epoch_batches)
+        if epoch is None:
+            batches = tf.data.Dataset.range(first_epoch, epochs).flat_map(epoch_batches)
+        else:
+            batches = tf.data.Dataset.from_tensors(0).flat_map(
+                lambda _: epoch_batches(tf.cast(epoch.read_value(), tf.int64))).apply(
+                tf.data.experimental.assert_cardinality(steps_per_epoch(count, batch_size, drop_remainder)))
     return batches.prefetch(tf.data.AUTOTUNE)
 
 

@@ -276,7 +276,8 @@ class ShardedExamples:
 
     def make_dataset(self, batch_size: int, shuffle: bool = True, seed: int = 0, epochs: int | None = None,
                      first_epoch: int = 0, item_probability: np.ndarray | None = None, drop_remainder: bool = False,
-                     shuffle_buffer: int | None = None, cycle_length: int = 4) -> tf.data.Dataset:
+                     shuffle_buffer: int | None = None, cycle_length: int = 4,
+                     epoch: tf.Variable | None = None) -> tf.data.Dataset:
         """Batches of feature dicts read from the shards, like :func:`~mmrec_tf.data.pipeline.make_tf_dataset`.
 
         Shards are read ``cycle_length`` at a time, interleaved in parallel
@@ -288,7 +289,7 @@ class ShardedExamples:
         epoch ``e`` sees the batches an uninterrupted one would. It is not a
         full permutation of the split, but the writer already dealt the
         examples to the shards in random order.
-        ``epochs`` / ``first_epoch`` / ``item_probability`` /
+        ``epochs`` / ``first_epoch`` / ``epoch`` / ``item_probability`` /
         ``drop_remainder`` as in ``make_tf_dataset``.
         """
         if batch_size < 1:
@@ -314,7 +315,11 @@ class ShardedExamples:
                     num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).unbatch()
             return records.batch(batch_size, drop_remainder=drop_remainder)
 
-        if epochs is None:
+        if epochs is not None and epoch is not None:
+            raise ValueError("make_dataset: pass epochs (a stream of epochs) or epoch (one epoch), not both")
+        if epoch is not None:
+            batches = tf.data.Dataset.from_tensors(0).flat_map(lambda _: epoch_records(epoch.read_value()))
+        elif epochs is None:
             batches = epoch_records(tf.constant(first_epoch, tf.int64))
         else:
             batches = tf.data.Dataset.range(first_epoch, epochs).flat_map(epoch_records)
