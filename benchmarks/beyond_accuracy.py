@@ -20,10 +20,19 @@ relative HR@10 loss? The curve is printed and drawn into ``--plot``.
         [--entries ...] [--plot benchmarks/beyond_accuracy_tradeoff.png] [--save-run runs/lstm_two_tower.movielens_100k]
 
 ``--save-run`` keeps seed 0 of ``lstm_two_tower.movielens_100k`` as a run folder (for ``mmrec report``);
-``--results FILE`` keeps every run's numbers, and ``--from-results FILE`` prints the tables and draws the plot
+``--results FILE`` keeps every run's numbers (rewritten after each run; ``--resume`` keeps the runs already
+in it and trains only the missing ones), and ``--from-results FILE`` prints the tables and draws the plot
 from them without training.
-The multimodal entries (``*.movielens_100k_mm``) need item feature tables from ``mmrec features``
-and are not part of this script.
+
+Every retrieval zoo entry on ML-100K is measured, each with its own recipe
+(its ``max_history`` included). The multimodal entries
+(``*.movielens_100k_mm``) read ``movielens-100k-mm`` from the folder that
+holds ``ml-100k/`` (``--mm-data-path``, default the parent of the ML-100K
+folder) with the item feature tables of ``mmrec features --data
+movielens-100k-mm`` (MiniLM plots, EfficientNet-Lite0 posters; found through
+``MMREC_FEATURES_DIR`` or ``runs/features``); the split is the same
+leave-last-out of the same interactions, so every entry ranks for the same
+943 test users.
 """
 
 from __future__ import annotations
@@ -41,11 +50,15 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 from _common import REPOSITORY, mean_std, movielens_path, print_table  # noqa: E402
 
+from mmrec_tf.atomic_file import write_atomically  # noqa: E402
 from mmrec_tf.data.sources import load_dataset  # noqa: E402
-from mmrec_tf.experiment import prepare_data, run, save_run  # noqa: E402
+from mmrec_tf.experiment import data_settings, prepare_data, run, save_run  # noqa: E402
 from mmrec_tf.report.numbers import model_numbers  # noqa: E402
+from mmrec_tf.zoo_entry import get_zoo_entry  # noqa: E402
 
-ENTRIES = ("popularity.movielens_100k", "two_tower.movielens_100k", "lstm_two_tower.movielens_100k")
+ENTRIES = ("popularity.movielens_100k", "two_tower.movielens_100k", "lstm_two_tower.movielens_100k",
+           "sasrec.movielens_100k", "content_only.movielens_100k_mm", "vbpr.movielens_100k_mm",
+           "concat_fusion.movielens_100k_mm", "cross_attention_fusion.movielens_100k_mm")
 TRADEOFF_ENTRY = "lstm_two_tower.movielens_100k"
 STRENGTHS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.7, 0.9)
 MAX_LOSS = 0.05
@@ -116,6 +129,11 @@ def main() -> None:
     parser.add_argument("--save-run", default=None, help=f"keep seed 0 of {TRADEOFF_ENTRY} as this run folder")
     parser.add_argument("--results", default=None,
                         help="write every run's numbers (the report's, without Lorenz curves) to this JSON file")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the runs already in the --results file and train only the missing ones")
+    parser.add_argument("--mm-data-path", default=None,
+                        help="folder holding ml-100k/, ml-100k-plots/ and ml-100k-posters/ (default: the parent "
+                             "of the ML-100K folder)")
     parser.add_argument("--from-results", default=None,
                         help="print the tables and draw the plot from a --results file, without training")
     args = parser.parse_args()
@@ -124,20 +142,36 @@ def main() -> None:
         measured = json.loads(pathlib.Path(args.from_results).read_text(encoding="utf-8"))
     else:
         measured = measure(args)
-        if args.results:
-            pathlib.Path(args.results).write_text(json.dumps(measured), encoding="utf-8")
     summarise(measured, args)
 
 
+def entry_data(entry: str, args, cache: dict):
+    """The prepared ML-100K (or ML-100K-mm) leave-last-out data of a zoo entry, with its own ``max_history``."""
+    dataset_name = get_zoo_entry(entry).data["dataset"]
+    settings = data_settings(entry)
+    key = (dataset_name, settings["max_history"])
+    if key not in cache:
+        path = movielens_path(args.data_path)
+        if dataset_name == "movielens-100k-mm":
+            path = args.mm_data_path or str(pathlib.Path(path).parent)
+        dataset = load_dataset(dataset_name, path)
+        print(f"data: {dataset.name} from {dataset.source}, history {settings['max_history']}, "
+              f"item vectors {sorted(dataset.item_vectors)}; {PROTOCOL}", flush=True)
+        cache[key] = (prepare_data(dataset, "leave_last_out", max_history=settings["max_history"]),
+                      {"dataset": dataset_name, "path": path})
+    return cache[key]
+
+
 def measure(args) -> dict:
-    path = movielens_path(args.data_path)
-    dataset = load_dataset("movielens-100k", path)
-    print(f"data: {dataset.source}; {PROTOCOL}")
-    data = prepare_data(dataset, "leave_last_out", max_history=50)
     measured = {}
+    if args.resume and args.results and pathlib.Path(args.results).is_file():
+        measured = json.loads(pathlib.Path(args.results).read_text(encoding="utf-8"))
+        print(f"resuming: {sum(len(runs) for runs in measured.values())} runs already in {args.results}")
+    cache = {}
     for entry in args.entries.split(","):
-        measured[entry] = []
-        for seed in range(args.seeds):
+        measured.setdefault(entry, [])
+        for seed in range(len(measured[entry]), args.seeds):
+            data, source = entry_data(entry, args, cache)
             started = time.perf_counter()
             result = run(entry, data, training={"seed": seed}, verbose=0)
             numbers = model_numbers(result.model, data, strengths=STRENGTHS, examples=0, seed=seed)
@@ -151,8 +185,11 @@ def measure(args) -> dict:
                   f"{gap['best']}-{gap['worst']} {gap['gap']:.3f} [{gap['gap_low']:.3f}, {gap['gap_high']:.3f}] "
                   f"({time.perf_counter() - started:.0f} s)", flush=True)
             if args.save_run and entry == TRADEOFF_ENTRY and seed == 0:
-                save_run(result, args.save_run, {"dataset": "movielens-100k", "path": path})
+                save_run(result, args.save_run, source)
                 print(f"saved {args.save_run}")
+            if args.results:
+                write_atomically(args.results, lambda tmp: pathlib.Path(tmp).write_text(json.dumps(measured),
+                                                                              encoding="utf-8"))
     return measured
 
 

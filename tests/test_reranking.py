@@ -55,6 +55,81 @@ def test_empty_shortlist_slots_stay_empty():
     assert positions.numpy().tolist() == [[2, 0, -1]] and scores.numpy()[0, 2] == -np.inf
 
 
+def _min_max(scores, valid):
+    low, high = scores[valid].min(), scores[valid].max()
+    return (scores - low) / (high - low) if high > low else np.ones_like(scores)
+
+
+def _greedy(num_slots, valid, k, gain_of):
+    """The literal greedy loop: add the valid, unchosen slot with the largest ``gain_of(chosen, slot)``."""
+    chosen = []
+    for _ in range(k):
+        gains = {slot: gain_of(chosen, slot) for slot in range(num_slots) if valid[slot] and slot not in chosen}
+        if not gains:
+            break
+        chosen.append(max(gains, key=gains.get))  # first slot wins a tie, as tf.argmax
+    return chosen + [None] * (k - len(chosen))
+
+
+def _numpy_mmr(unit, positions, scores, strength, k):
+    lists = []
+    for slots, row in zip(positions, scores):
+        valid, relevance, vectors = slots >= 0, _min_max(row, slots >= 0), unit[np.maximum(slots, 0)]
+        lists.append(_greedy(len(slots), valid, k, lambda chosen, s: (1 - strength) * relevance[s] - strength * max(
+            (vectors[s] @ vectors[j] for j in chosen), default=0.0)))
+    return [[-1 if c is None else int(slots[c]) for c in row] for slots, row in zip(positions, lists)]
+
+
+def _numpy_steck(shares, catalog_index, positions, scores, history, strength, k):
+    """Steck (RecSys 2018) eq. 6 as written: (1 - lambda) sum of relevance - lambda KL(p || q~), alpha = 0.01."""
+    lists = []
+    for slots, row, items in zip(positions, scores, history):
+        valid, relevance = slots >= 0, _min_max(row, slots >= 0)
+        wanted = shares[items].sum(axis=0)
+        wanted = wanted / wanted.sum() if wanted.sum() > 0 else wanted
+        candidates = shares[catalog_index[np.maximum(slots, 0)]]
+
+        def gain(chosen, slot):
+            mass = candidates[chosen + [slot]].sum(axis=0)
+            mix = 0.99 * (mass / mass.sum() if mass.sum() > 0 else mass) + 0.01 * wanted
+            divergence = sum(p * np.log(p / q) for p, q in zip(wanted, mix) if p > 0)
+            return (1 - strength) * relevance[chosen + [slot]].sum() - strength * divergence
+        lists.append(_greedy(len(slots), valid, k, gain))
+    return [[-1 if c is None else int(slots[c]) for c in row] for slots, row in zip(positions, lists)]
+
+
+def _random_shortlists(rng, num_items, batch, width):
+    positions = np.stack([rng.permutation(num_items)[:width] for _ in range(batch)]).astype(np.int32)
+    positions[1, 5:] = -1  # a short shortlist: the lists end in empty slots
+    scores = rng.normal(size=positions.shape).astype(np.float32)
+    scores[positions < 0] = -np.inf
+    return positions, scores
+
+
+def test_mmr_equals_the_literal_greedy_loop_on_random_shortlists():
+    rng = np.random.default_rng(0)
+    embeddings = rng.normal(size=(60, 8)).astype(np.float32)
+    positions, scores = _random_shortlists(rng, 60, batch=4, width=20)
+    unit = embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)
+    for strength in (0.3, 0.7):
+        served = MMRReranker(embeddings, strength, k=8).rerank(tf.constant(positions), tf.constant(scores))[0]
+        assert served.numpy().tolist() == _numpy_mmr(unit, positions, scores, strength, k=8)
+
+
+def test_calibrated_equals_steck_equation_on_random_shortlists():
+    rng = np.random.default_rng(1)
+    categories = (rng.random((61, 5)) < 0.3).astype(np.float32)
+    categories[[0, 3]] = 0  # padding and an item without categories
+    shares = categories / np.maximum(categories.sum(axis=1, keepdims=True), 1)
+    positions, scores = _random_shortlists(rng, 60, batch=4, width=20)
+    history = rng.integers(0, 61, size=(4, 6)).astype(np.int32)
+    catalog_index = np.arange(1, 61)
+    for strength in (0.5, 0.9):
+        served = CalibratedReranker(categories, catalog_index, strength, k=8).rerank(
+            tf.constant(positions), tf.constant(scores), tf.constant(history))[0]
+        assert served.numpy().tolist() == _numpy_steck(shares, catalog_index, positions, scores, history, strength, 8)
+
+
 @pytest.mark.parametrize("spec, message", [("mmr", "expected"), ("mmr:1.5", "expected"), ("fair:0.2", "expected"),
                                            ("tail:0.1:genres", "expected")])
 def test_bad_specs_are_refused(spec, message):

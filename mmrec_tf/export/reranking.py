@@ -91,6 +91,28 @@ def _take(positions, scores, chosen, chosen_valid):
             tf.where(chosen_valid, picked_scores, tf.fill(tf.shape(picked_scores), -np.inf)))
 
 
+def _greedy_steps(k: int, positions) -> int:
+    return min(k, int(positions.shape[1])) if positions.shape[1] is not None else k
+
+
+def _take_greedy(positions, scores, valid, chosen):
+    """:func:`_take` for greedy picks ``[B, k]``: a pick is valid if its slot is and it is the slot's first pick.
+
+    A greedy step whose every gain is ``-inf`` (the valid slots are used up)
+    returns slot 0 again or an empty slot; both are marked empty here, so the
+    loop itself carries no availability flags.
+    """
+    steps = int(chosen.shape[1])
+    earlier = tf.constant(np.tril(np.ones((steps, steps), bool), -1))
+    repeated = tf.reduce_any((chosen[:, :, None] == chosen[:, None, :]) & earlier, axis=2)
+    return _take(positions, scores, chosen, tf.gather(valid, chosen, batch_dims=1) & ~repeated)
+
+
+def _blocking(pick, width):
+    """``-inf`` at the picked slot, 0 elsewhere: added to the gains so a slot is picked once."""
+    return tf.one_hot(pick, width, on_value=-np.inf, off_value=0.0)
+
+
 class Reranker(tf.Module):
     """Picks ``k`` of a shortlist: ``rerank(positions [B, S], scores [B, S], history [B, L]) -> ([B, k], [B, k])``.
 
@@ -126,21 +148,19 @@ class MMRReranker(Reranker):
     def rerank(self, positions, scores, history=None):
         positions = tf.cast(positions, tf.int32)
         valid = positions >= 0
-        relevance = _relevance(scores, valid)
+        # relevance part of the gain; a picked slot's becomes -inf
+        relevance = tf.where(valid, (1.0 - self.strength) * _relevance(scores, valid), -np.inf)
         vectors = tf.gather(self.unit, tf.maximum(positions, 0))  # [B, S, D]
-        available = valid
-        closest = tf.zeros_like(scores)
-        chosen, chosen_valid = [], []
-        for step in range(min(self.k, int(positions.shape[1]) if positions.shape[1] is not None else self.k)):
-            gain = (1.0 - self.strength) * relevance - (self.strength * closest if step else 0.0)
-            gain = tf.where(available, gain, tf.fill(tf.shape(gain), -np.inf))
-            pick = tf.argmax(gain, axis=1, output_type=tf.int32)
+        width = tf.shape(scores)[1]
+        closest = tf.zeros_like(scores)  # lambda * max cosine to the items picked so far
+        chosen = []
+        for _ in range(_greedy_steps(self.k, positions)):
+            pick = tf.argmax(relevance - closest, axis=1, output_type=tf.int32)
             chosen.append(pick)
-            chosen_valid.append(tf.gather(available, pick, batch_dims=1))
-            available = available & ~tf.one_hot(pick, tf.shape(scores)[1], on_value=True, off_value=False)
-            similarity = tf.einsum("bsd,bd->bs", vectors, tf.gather(vectors, pick, batch_dims=1))
-            closest = similarity if step == 0 else tf.maximum(closest, similarity)
-        return _take(positions, scores, tf.stack(chosen, axis=1), tf.stack(chosen_valid, axis=1))
+            relevance = relevance + _blocking(pick, width)
+            similarity = tf.linalg.matvec(vectors, tf.gather(vectors, pick, batch_dims=1))
+            closest = tf.maximum(closest, self.strength * similarity) if len(chosen) > 1 else self.strength * similarity
+        return _take_greedy(positions, scores, valid, tf.stack(chosen, axis=1))
 
 
 class CalibratedReranker(Reranker):
@@ -159,29 +179,28 @@ class CalibratedReranker(Reranker):
     def rerank(self, positions, scores, history=None):
         positions = tf.cast(positions, tf.int32)
         valid = positions >= 0
-        relevance = _relevance(scores, valid)
         wanted = tf.reduce_sum(tf.gather(self.shares, tf.cast(history, tf.int32)), axis=1)  # [B, G]
         wanted = tf.math.divide_no_nan(wanted, tf.reduce_sum(wanted, axis=1, keepdims=True))
         candidates = tf.gather(self.shares, tf.gather(self.catalog_index, tf.maximum(positions, 0)))  # [B, S, G]
-        available = valid
-        mass = tf.zeros_like(wanted)
-        total = tf.zeros_like(scores[:, :1])
-        chosen, chosen_valid = [], []
-        for _ in range(min(self.k, int(positions.shape[1]) if positions.shape[1] is not None else self.k)):
-            mix = mass[:, None, :] + candidates  # [B, S, G]: the list's category mass with each candidate added
-            mix = tf.math.divide_no_nan(mix, tf.reduce_sum(mix, axis=2, keepdims=True))
-            smoothed = (1.0 - STECK_ALPHA) * mix + STECK_ALPHA * wanted[:, None, :]
-            ratio = tf.math.divide_no_nan(wanted[:, None, :], smoothed)
-            divergence = tf.reduce_sum(wanted[:, None, :] * tf.math.log(tf.where(ratio > 0, ratio, 1.0)), axis=2)
-            gain = (1.0 - self.strength) * (total + relevance) - self.strength * divergence
-            gain = tf.where(available, gain, tf.fill(tf.shape(gain), -np.inf))
-            pick = tf.argmax(gain, axis=1, output_type=tf.int32)
+        candidate_mass = tf.reduce_sum(candidates, axis=2)  # [B, S]: 1, or 0 for an item without categories
+        floor = (STECK_ALPHA * wanted)[:, None, :]
+        # KL(p || q~) = sum p log p - sum p log q~: the first sum and the relevance of the items already
+        # chosen are the same for every candidate of a step, so the greedy argmax needs only
+        # (1 - lambda) rel + lambda sum_g p_g log q~_g (q~_g >= alpha p_g > 0 wherever p_g > 0).
+        gain = tf.where(valid, (1.0 - self.strength) * _relevance(scores, valid), -np.inf)
+        width = tf.shape(scores)[1]
+        mass = tf.zeros_like(wanted)  # [B, G]: the category mass of the items chosen so far
+        chosen = []
+        for _ in range(_greedy_steps(self.k, positions)):
+            total = tf.reduce_sum(mass, axis=1, keepdims=True) + candidate_mass  # [B, S]
+            smoothed = (mass[:, None, :] + candidates) * tf.math.divide_no_nan(tf.ones_like(total) * (1.0 - STECK_ALPHA), total)[:, :, None]
+            log_share = tf.math.log(tf.maximum(smoothed + floor, np.finfo(np.float32).tiny))
+            pick = tf.argmax(gain + self.strength * tf.linalg.matvec(log_share, wanted), axis=1,
+                             output_type=tf.int32)
             chosen.append(pick)
-            chosen_valid.append(tf.gather(available, pick, batch_dims=1))
-            available = available & ~tf.one_hot(pick, tf.shape(scores)[1], on_value=True, off_value=False)
+            gain = gain + _blocking(pick, width)
             mass = mass + tf.gather(candidates, pick, batch_dims=1)
-            total = total + tf.gather(relevance, pick, batch_dims=1)[:, None]
-        return _take(positions, scores, tf.stack(chosen, axis=1), tf.stack(chosen_valid, axis=1))
+        return _take_greedy(positions, scores, valid, tf.stack(chosen, axis=1))
 
 
 class LongTailReranker(Reranker):
