@@ -17,6 +17,18 @@ mean ± std over seeds. Training speed counts training examples per second of
 
     python benchmarks/ranking_movielens.py [--data-path ../shared/data/ml-100k] [--seeds 3]
         [--models article_lstm,embedding_mlp,din] [--history positive|all|rated] [--update-zoo]
+        [--label sampled] [--dataset movielens-100k-mm]
+
+``--label sampled`` is the DIN paper's own protocol for implicit data (its
+Amazon set, Zhou et al. sec. 6.1): every rating, whatever its stars, is a
+positive, each with one random movie the user never rated as its negative
+(:func:`mmrec_tf.data.labels.build_sampled_examples`), histories of every
+earlier rated movie, same per-user temporal split; genres, title words and year are the
+movies' category features, as the paper uses cate_id beside goods_id.
+``--dataset movielens-100k-mm`` adds the MiniLM plot and EfficientNet-Lite0
+poster vectors of ``mmrec features`` (found through ``MMREC_FEATURES_DIR`` or
+``runs/features``) as item features; ``--data-path`` then names the folder
+holding ``ml-100k/``, ``ml-100k-plots/`` and ``ml-100k-posters/``.
 
 ``--update-zoo`` writes the measured means into the zoo entries' ``metrics``
 (``valid_gauc``: the mean validation GAUC of the kept epochs, the number
@@ -46,10 +58,15 @@ TAG = "movielens_100k"
 PAPER = "DIN paper, MovieLens-20M: GAUC 0.7300 BaseModel (embedding_mlp), 0.7337 DIN, 0.7348 DIN with Dice"
 
 
-def protocol(history: str) -> str:
+def protocol(history: str, label: str = "rating", dataset: str = "movielens-100k") -> str:
+    name = {"movielens-100k": "ML-100K", "movielens-100k-mm": "ML-100K-mm (+ plot and poster vectors)"}[dataset]
+    if label == "sampled":
+        return (f"{name}, every rating a positive + 1 random never-rated movie as its negative (DIN paper "
+                "protocol), per-user temporal split 80/10/10 %, history = the 50 most recent earlier rated movies, "
+                "best epoch by valid GAUC, test GAUC/AUC")
     liked = {"positive": "earlier movies rated >= 4", "all": "all earlier rated movies",
              "rated": "all earlier rated movies, each with its rating (1-5) as a behaviour feature"}[history]
-    return (f"ML-100K, label rating >= 4, per-user temporal split 80/10/10 %, history = the 50 most recent "
+    return (f"{name}, label rating >= 4, per-user temporal split 80/10/10 %, history = the 50 most recent "
             f"{liked}, best epoch by valid GAUC, test GAUC/AUC")
 
 
@@ -68,6 +85,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--history", default="positive", choices=["positive", "all", "rated"])
+    parser.add_argument("--label", default="rating", choices=["rating", "sampled"],
+                        help="rating: the entries' rating >= 4; sampled: every rating positive + 1 sampled negative")
+    parser.add_argument("--dataset", default="movielens-100k", choices=["movielens-100k", "movielens-100k-mm"])
     parser.add_argument("--epochs", type=int, default=None, help="override every entry's epochs")
     parser.add_argument("--set", action="append", default=[], metavar="MODEL.KEY=VALUE",
                         help="override an architecture argument of one model (value parsed as YAML)")
@@ -79,13 +99,21 @@ def main() -> None:
         model, argument = key.split(".", 1)
         overrides[model][argument] = yaml.safe_load(value)
 
-    dataset = load_dataset("movielens-100k", movielens_path(args.data_path))
-    settings = data_settings(f"{MODELS[0]}.{TAG}", history=args.history)
-    differing = [name for name in overrides if data_settings(f"{name}.{TAG}", history=args.history) != settings]
+    if args.label == "sampled" and args.history != "positive":
+        raise SystemExit("--label sampled: every rated movie is a positive, so the history is all of them; "
+                         "leave --history out")
+    path = movielens_path(args.data_path)
+    if args.dataset == "movielens-100k-mm" and args.data_path is None:
+        path = str(pathlib.Path(path).parent)
+    dataset = load_dataset(args.dataset, path)
+    protocol_settings = {"label": "sampled:1"} if args.label == "sampled" else {"history": args.history}
+    settings = data_settings(f"{MODELS[0]}.{TAG}", **protocol_settings)
+    differing = [name for name in overrides if data_settings(f"{name}.{TAG}", **protocol_settings) != settings]
     if differing:
         raise SystemExit(f"the entries of {differing} prepare their data unlike {MODELS[0]}.{TAG}; compare them apart")
     data = prepare_data(dataset, **settings)
-    print(f"data: {dataset.source}; {protocol(args.history)}")
+    print(f"data: {dataset.source}, item features {sorted(data.space.item_features)}; "
+          f"{protocol(args.history, args.label, args.dataset)}")
     print("examples: " + ", ".join(f"{k} {len(v):,} ({v.extras['label'].mean():.1%} positive)"
                                     for k, v in data.examples.items()), flush=True)
     results = {}
@@ -107,8 +135,9 @@ def main() -> None:
                  "train examples/s (median)"], rows)
     print(f"\nfor scale, {PAPER}")
     if args.update_zoo:
-        if any(overrides.values()) or args.epochs:
-            raise SystemExit("--update-zoo records the zoo recipes' numbers; run it without --set / --epochs")
+        if any(overrides.values()) or args.epochs or args.label != "rating" or args.dataset != "movielens-100k":
+            raise SystemExit("--update-zoo records the zoo recipes' numbers on their own protocol; run it without "
+                             "--set / --epochs / --label / --dataset")
         update_zoo(results, args.seeds, args.history)
 
 

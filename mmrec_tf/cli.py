@@ -67,8 +67,10 @@ def _add_train(commands) -> None:
                              "and compares updating, retraining and never updating window by window "
                              "(writes rolling.json in --run-dir)")
     parser.add_argument("--label", default=None,
-                        help="ranking models: what is a positive, 'rating >= 4' or a 0/1 column 'label' "
-                             "(default: the entry's data.label, else the data's label column, else rating >= 4)")
+                        help="ranking models: what is a positive, 'rating >= 4', a 0/1 column 'label', or "
+                             "'sampled[:N]' (every interaction positive, N random untouched items negative; the "
+                             "DIN paper's protocol for implicit data) (default: the entry's data.label, else the "
+                             "data's label column, else rating >= 4)")
     parser.add_argument("--epochs", type=_positive_int)
     parser.add_argument("--batch-size", type=_positive_int)
     parser.add_argument("--learning-rate", type=_positive_float)

@@ -18,7 +18,7 @@ from mmrec_tf.atomic_file import write_atomically
 from mmrec_tf.data.dataset import Dataset
 from mmrec_tf.data.feature_space import FeatureSpace
 from mmrec_tf.data.label_spec import LabelSpec, parse_label
-from mmrec_tf.data.labels import build_rating_examples
+from mmrec_tf.data.labels import build_rating_examples, build_sampled_examples
 from mmrec_tf.data.pipeline import Examples, build_examples, seen_items
 from mmrec_tf.data.sources import load_dataset
 from mmrec_tf.data.splits import Split, make_split
@@ -130,7 +130,12 @@ def _history_default() -> str:
 
 
 def _ranking_examples(split: Split, space: FeatureSpace, max_history: int, spec: LabelSpec,
-                      history: str | None) -> dict[str, Examples]:
+                      history: str | None, seed: int) -> dict[str, Examples]:
+    if spec.negatives:
+        if history not in (None, "all"):
+            raise ValueError(f"data.history {history!r}: with data.label {spec.text!r} every interaction is a "
+                             "positive, so the history is every earlier interaction ('all')")
+        return build_sampled_examples(split, space, max_history, spec.negatives, seed=seed)
     log = split.log
     if spec.column not in log.columns:
         raise ValueError(f"data.label {spec.text!r}: the interactions have no {spec.column!r} column; they have "
@@ -157,7 +162,9 @@ def prepare_data(dataset: Dataset, split: str | None = None, max_history: int = 
     ``task`` decides the examples: ``"retrieval"`` builds
     :func:`~mmrec_tf.data.pipeline.build_examples`; ``"ranking"`` builds
     labelled examples with :func:`~mmrec_tf.data.labels.build_rating_examples`
-    from ``label`` (``"rating >= 4"`` or a 0/1 column such as ``"label"``, see
+    from ``label`` (``"rating >= 4"``, a 0/1 column such as ``"label"``, or
+    ``"sampled"``: every interaction positive with a random untouched item as
+    its negative, drawn with ``seed``; see
     :func:`~mmrec_tf.data.label_spec.parse_label`; default
     :func:`default_label`) and ``history`` (that function's default unless
     given). ``split`` defaults to the task's usual protocol
@@ -187,7 +194,9 @@ def prepare_data(dataset: Dataset, split: str | None = None, max_history: int = 
         examples = build_examples(split_log, space, max_history)
         return PreparedData(dataset, split_log, space, examples, max_history, split_options=dict(split_options))
     spec = parse_label(label if label is not None else default_label(dataset))
-    examples = _ranking_examples(split_log, space, max_history, spec, history)
+    examples = _ranking_examples(split_log, space, max_history, spec, history, seed)
+    if spec.negatives:
+        history = "all"
     return PreparedData(dataset, split_log, space, examples, max_history, task=task, label=spec.text,
                         history=history if history is not None else _history_default(),
                         split_options=dict(split_options))

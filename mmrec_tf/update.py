@@ -43,7 +43,7 @@ import pandas as pd
 from mmrec_tf.data.dataset import Dataset
 from mmrec_tf.data.feature_space import FeatureSpace
 from mmrec_tf.data.label_spec import parse_label
-from mmrec_tf.data.labels import build_rating_examples
+from mmrec_tf.data.labels import build_rating_examples, build_sampled_examples
 from mmrec_tf.data.pipeline import Examples, build_examples
 from mmrec_tf.data.splits import Split
 from mmrec_tf.data.sources import load_dataset
@@ -202,7 +202,8 @@ def update_examples(space: FeatureSpace, seen: pd.DataFrame, new: pd.DataFrame, 
 
     Each example's history is the user's interactions before it, seen or new
     (the rule of a training row, :mod:`~mmrec_tf.data.pipeline`). Ranking
-    examples are labelled by ``label`` with ``history`` as the run's.
+    examples are labelled by ``label`` with ``history`` as the run's (a
+    ``"sampled"`` label draws fresh negatives for every interaction).
 
     Example:
     >>> log = pd.DataFrame({"user_id": ["u", "u"], "item_id": ["a", "b"], "timestamp": [1, 2]})
@@ -218,7 +219,11 @@ def update_examples(space: FeatureSpace, seen: pd.DataFrame, new: pd.DataFrame, 
     """
     log, is_new = _ordered_log(seen, new)
     split = Split(log=log, method="update")
-    if task == "ranking":
+    if task == "ranking" and parse_label(label).negatives:
+        negatives = parse_label(label).negatives
+        everything = build_sampled_examples(split, space, max_history, negatives)["train"]
+        is_new = np.repeat(is_new, 1 + negatives)  # each interaction is followed by its negatives
+    elif task == "ranking":
         spec = parse_label(label)
         options = {"max_history": max_history, "threshold": spec.threshold, "column": spec.column}
         if history is not None:

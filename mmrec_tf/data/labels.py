@@ -7,7 +7,8 @@ Three ways to get labels:
 - :func:`label_by_threshold`: explicit ratings become clicks, ``rating >= t``
   → 1, as the DIN paper does on MovieLens (4 and 5 stars positive).
 - :func:`sample_negatives`: implicit data has only positives; each positive
-  gets ``ratio`` sampled items the user never interacted with, labelled 0.
+  gets ``ratio`` sampled items the user never interacted with, labelled 0
+  (:func:`build_sampled_examples` does it for every split, label ``"sampled"``).
 
 :func:`build_rating_examples` does the DIN paper's MovieLens setup in one
 call: threshold labels, and histories made of the user's earlier liked items
@@ -20,7 +21,7 @@ import numpy as np
 
 from mmrec_tf.data.feature_space import FeatureSpace
 from mmrec_tf.data.grouping import items_by_user
-from mmrec_tf.data.pipeline import Examples, examples_by_split, row_histories
+from mmrec_tf.data.pipeline import Examples, build_examples, examples_by_split, row_histories
 from mmrec_tf.data.splits import Split
 
 SAMPLERS = ("uniform", "popularity")
@@ -251,3 +252,31 @@ def build_rating_examples(split: Split, space: FeatureSpace, max_history: int = 
         for name, part in examples.items():
             part.extras["history_rating"] = history_ratings[labels == name]
     return examples
+
+
+def build_sampled_examples(split: Split, space: FeatureSpace, max_history: int = 50, negatives: int = 1,
+                           seed: int = 0) -> dict[str, Examples]:
+    """Implicit feedback as click examples: every interaction a positive, ``negatives`` untouched items as negatives.
+
+    The DIN paper's protocol for data without negative feedback (Zhou et al.,
+    KDD 2018, sec. 6.1, Amazon): each interaction of each split is a positive
+    (label 1), followed by ``negatives`` items drawn uniformly from those the
+    user never interacted with in *any* split, with the positive's user,
+    history and timestamp (label 0). Histories are every earlier interaction,
+    by :func:`~mmrec_tf.data.pipeline.build_examples`' visibility rules. Split
+    ``i`` (train, valid, test) draws with ``seed + i``: same seed, same
+    negatives.
+
+    Example:
+    >>> from mmrec_tf.data.sources import make_synthetic
+    >>> from mmrec_tf.data.splits import leave_last_out
+    >>> ds = make_synthetic(num_users=3, num_items=8, num_clusters=2, interactions_per_user=4)
+    >>> examples = build_sampled_examples(leave_last_out(ds), FeatureSpace.build(ds), max_history=3)
+    >>> examples["test"].extras["label"].tolist()
+    [1.0, 0.0, 1.0, 0.0, 1.0, 0.0]
+    """
+    by_split = build_examples(split, space, max_history)
+    touched = user_positives(*by_split.values())
+    return {name: sample_negatives(examples, space.num_items, ratio=negatives, known_positives=touched,
+                                   seed=seed + index) if len(examples) else examples
+            for index, (name, examples) in enumerate(by_split.items())}
