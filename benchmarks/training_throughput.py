@@ -34,12 +34,29 @@ Measures, in one process and one run:
    or better HR@10 (full ranking of all 1,682 items, each test user's train
    and valid items excluded, as in ``benchmarks/retrieval_movielens.py``).
 
+3. Model against model (issue 16): ``sasrec`` next to ``lstm_two_tower``,
+   each with its zoo recipe and ``TrainingConfig``'s defaults, trained epoch
+   by epoch in alternation; both count the same leave-last-out training
+   examples per epoch (SASRec re-lays them as next-item sequences, every
+   target once per epoch), so the examples/s ratio is the ratio of epoch
+   times. The time to train each whole recipe (its epochs x its median
+   epoch) is printed too.
+4. Steps per call against the epoch's length: ``two_tower`` (its zoo
+   recipe at batch 128) on the first 701 x 128 and 704 x 128 training
+   examples, i.e. a prime number of batches per epoch and a multiple of 32,
+   with ``steps_per_execution="auto"`` (32 for both, the last call of a
+   701-step epoch runs 29), and the 701-step epoch at one step per call (what
+   ``"auto"`` picked before it stopped needing a divisor of the epoch), raced
+   epoch by epoch; per-example time ratios are medians of per-epoch ratios.
+
 The machine's 1-minute load average is printed with every measurement: on a
 shared machine the absolute numbers move with it, the ratios much less.
 Nothing is written to disk.
 
     python benchmarks/training_throughput.py [--data-path ../shared/data/ml-100k] [--epochs 3]
         [--models two_tower,din] [--side-epochs 6] [--skip-models] [--skip-side-by-side]
+        [--pair sasrec,lstm_two_tower] [--pair-epochs 4] [--skip-pair] [--step-counts 701,704]
+        [--step-epochs 8] [--skip-step-counts]
 """
 
 from __future__ import annotations
@@ -304,6 +321,79 @@ def recipe_batch_size(name: str) -> int:
     return TrainingConfig(**model_recipe(name)[1]).batch_size
 
 
+# === Part 3: one model against another ===
+
+
+def pair_rows(names: list[str], data, epochs: int) -> list[list[str]]:
+    """The retrieval models ``names`` with their zoo recipes and the defaults, raced; rows against the last."""
+    train = data.examples["train"]
+    contenders = [model_contender(name, data.space, train, name) for name in names]
+    race(contenders, epochs)
+    reference = contenders[-1]
+    rows = []
+    for contender, name in zip(contenders, names):
+        if contender.failure:
+            raise SystemExit(f"{name} failed: {contender.failure}")
+        recipe = TrainingConfig(**model_recipe(name)[1])
+        epoch_seconds = statistics.median(contender.timer.seconds[1:])
+        ratio = 1.0 if contender is reference else paired_speedup(reference, contender)
+        print(f"{name}: {contender.rate:,.0f} examples/s, {ratio:.2f}x {reference.label}'s per epoch "
+              f"(load {contender.load:.1f})", flush=True)
+        rows.append([name, str(recipe.batch_size), str(contender.steps),
+                     f"{'XLA' if contender.model.jit_compile else 'no XLA'}, "
+                     f"{contender.model.steps_per_execution} steps/call", f"{contender.rate:,.0f}", f"{ratio:.2f}x",
+                     f"{epoch_seconds:.1f}",
+                     f"{recipe.epochs} x {epoch_seconds:.1f} = {recipe.epochs * epoch_seconds:.0f}",
+                     f"{contender.load:.1f}"])
+    return rows
+
+
+# === Part 4: steps per call against the epoch's length ===
+
+
+def per_example_ratio(slower: Contender, faster: Contender) -> float:
+    """Median over steady epochs of (slower's seconds per example) / (faster's); each pair ran back to back."""
+    pairs = list(zip(slower.timer.seconds, faster.timer.seconds))[1:]
+    return statistics.median((s / slower.examples) / (f / faster.examples) for s, f in pairs)
+
+
+def step_count_rows(data, counts: list[int], epochs: int, batch_size: int = 128) -> list[list[str]]:
+    """``two_tower`` on ``count x batch_size`` examples per epoch for each of ``counts``, raced.
+
+    Each count trains with ``steps_per_execution="auto"``; the first count
+    also with one step per call. Ratios are per-example times against the
+    last count's ``"auto"`` contender.
+    """
+    train = data.examples["train"]
+    if max(counts) * batch_size > len(train):
+        raise SystemExit(f"--step-counts: {max(counts)} batches of {batch_size} need {max(counts) * batch_size:,} "
+                         f"examples; the training split has {len(train):,}")
+    contenders = []
+    for index, count in enumerate(counts):
+        subset = Examples(train.user_id[:count * batch_size], train.item_id[:count * batch_size],
+                          train.history[:count * batch_size],
+                          {name: value[:count * batch_size] for name, value in train.extras.items()})
+        for speed in ([{}, {"steps_per_execution": 1}] if index == 0 else [{}]):
+            label = f"{count} steps, steps_per_execution={speed.get('steps_per_execution', 'auto')}"
+            target, recipe = model_recipe("two_tower")
+            config = TrainingConfig(**{**recipe, "batch_size": batch_size, **speed})
+            keras.utils.set_random_seed(config.seed)
+            contenders.append(ready_like_train_model(create_model(target, space=data.space), subset, config, label))
+    race(contenders, epochs)
+    reference = contenders[-1]
+    rows = []
+    for contender in contenders:
+        if contender.failure:
+            raise SystemExit(f"{contender.label} failed: {contender.failure}")
+        ratio = 1.0 if contender is reference else per_example_ratio(contender, reference)
+        print(f"{contender.label}: {contender.rate:,.0f} examples/s, ran {contender.model.steps_per_execution} "
+              f"steps/call, per-example time {ratio:.2f}x {reference.label}'s (load {contender.load:.1f}; epoch "
+              f"seconds {', '.join(f'{seconds:.2f}' for seconds in contender.timer.seconds)})", flush=True)
+        rows.append([contender.label, f"{contender.examples:,}", str(contender.model.steps_per_execution),
+                     f"{contender.rate:,.0f}", f"{ratio:.2f}x", f"{contender.load:.1f}"])
+    return rows
+
+
 # === Part 2: the TFRS-tutorial two-tower, side by side ===
 
 
@@ -441,10 +531,18 @@ def main() -> None:
     parser.add_argument("--models", default=None, help="comma-separated model names (default: all registered)")
     parser.add_argument("--side-epochs", type=int, default=6, help="epochs of the side-by-side comparison")
     parser.add_argument("--skip-models", action="store_true", help="only the side-by-side comparison")
-    parser.add_argument("--skip-side-by-side", action="store_true", help="only the per-model table")
+    parser.add_argument("--skip-side-by-side", action="store_true", help="no side-by-side comparison")
+    parser.add_argument("--pair", default="sasrec,lstm_two_tower",
+                        help="retrieval models raced against the last one (default: sasrec vs lstm_two_tower)")
+    parser.add_argument("--pair-epochs", type=int, default=4, help="epochs of the model-against-model race")
+    parser.add_argument("--skip-pair", action="store_true", help="no model-against-model race")
+    parser.add_argument("--step-counts", default="701,704", help="batches per epoch compared (two_tower, batch 128)")
+    parser.add_argument("--step-epochs", type=int, default=8, help="epochs of the steps-per-call race")
+    parser.add_argument("--skip-step-counts", action="store_true", help="no steps-per-call comparison")
     args = parser.parse_args()
-    if args.epochs < 2 or args.side_epochs < 2:
-        raise SystemExit("--epochs and --side-epochs must be at least 2 (the first epoch is excluded)")
+    if min(args.epochs, args.side_epochs, args.pair_epochs, args.step_epochs) < 2:
+        raise SystemExit("--epochs, --side-epochs, --pair-epochs and --step-epochs must be at least 2 (the first "
+                         "epoch is excluded)")
 
     print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, {os.cpu_count()} CPUs, "
           f"load average {load_average():.1f} at start")
@@ -475,6 +573,23 @@ def main() -> None:
         print(f"\ntarget: two_tower >= {SPEEDUP_TARGET}x the tutorial model at equal or better HR@10 (within "
               f"{HR_TOLERANCE}, float noise) -> {'met' if met else 'NOT met'} ({speedup:.2f}x, HR@10 "
               f"{hr_gap:+.4f})")
+    if not args.skip_pair:
+        names = args.pair.split(",")
+        rows = pair_rows(names, data, args.pair_epochs)
+        print(f"\nModel against model: zoo recipes (speed settings as a recipe sets them, else the defaults), "
+              f"{args.pair_epochs} epochs each, trained epoch by epoch in alternation; examples/s = leave-last-out "
+              f"training examples per second, median of epochs 2..{args.pair_epochs}; ratio = median of per-epoch (time of {names[-1]}) / (time of the "
+              f"model): above 1x is faster per epoch\n")
+        print_table(["model", "batch", "steps/epoch", "speed settings", "train examples/s", f"vs {names[-1]}",
+                     "epoch s", "recipe's training s", "load"], rows)
+    if not args.skip_step_counts:
+        counts = [int(count) for count in args.step_counts.split(",")]
+        rows = step_count_rows(data, counts, args.step_epochs)
+        print(f"\nSteps per call against the epoch's length: two_tower, batch 128, {args.step_epochs} epochs each, "
+              f"trained epoch by epoch in alternation; examples/s = median of epochs 2..{args.step_epochs}; "
+              f"per-example time ratio = median of per-epoch ratios to the last row\n")
+        print_table(["contender", "examples/epoch", "steps/call", "train examples/s", "per-example time vs last",
+                     "load"], rows)
     print(f"load average {load_average():.1f} at the end")
 
 
