@@ -299,7 +299,8 @@ def resolve_steps_per_execution(setting: int | str, callbacks, steps: int,
     runs only the batches left. (Keras 3.15 on one stream of epochs would
     run whole calls past the epoch's end into the next epoch's batches,
     which is why this used to pick a divisor of ``steps``: 1 for a prime
-    count, measured 1.49x slower per example at 701 steps than 704.) It is 1
+    count, several times slower per example, as
+    ``benchmarks/training_throughput.py`` measures.) It is 1
     when one of ``callbacks`` has its own per-batch hook
     (``on_train_batch_end`` ...), which Keras would otherwise call only once
     per execution, and 1 under a strategy with several replicas or workers
