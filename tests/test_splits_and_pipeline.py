@@ -53,6 +53,21 @@ def test_leave_last_out_by_hand_with_timestamp_ties():
     assert log["rating"].tolist() == [1, 4, 3, 7, 2, 5, 6]  # the rows' own columns travel with them
 
 
+def test_leave_last_out_can_order_tied_timestamps_at_random_by_seed():
+    # seed 2 draws the row keys [5, 6, 2, 3, 4, 0, 1] (numpy's default_rng(2).permutation(7)): d (1) before b (2),
+    # y (4) before x (6); seed 1 draws [5, 0, 1, 4, 2, 6, 3]: b (1) before d (3), x (0) before y (2), the file order
+    shuffled = make_split(two_user_dataset(), "leave_last_out", seed=2, shuffle_ties=True)
+    assert shuffled.log["item_id"].tolist() == ["a", "c", "d", "b", "y", "x", "z"]
+    assert shuffled.test["item_id"].tolist() == ["b", "z"] and shuffled.valid["item_id"].tolist() == ["d", "x"]
+    assert shuffled.log["rating"].tolist() == [1, 4, 7, 3, 5, 2, 6]
+    pd.testing.assert_frame_equal(make_split(two_user_dataset(), "leave_last_out", seed=2, shuffle_ties=True).log,
+                                  shuffled.log)
+    kept = make_split(two_user_dataset(), "leave_last_out", seed=1, shuffle_ties=True)
+    pd.testing.assert_frame_equal(kept.log, leave_last_out(two_user_dataset()).log)
+    assert make_split(two_user_dataset(), "leave_last_out", seed=2).log["item_id"].tolist() == [
+        "a", "c", "b", "d", "x", "y", "z"], "without shuffle_ties the seed changes nothing"
+
+
 def test_leave_last_out_keeps_short_histories_in_train():
     frame = pd.DataFrame({"user_id": ["u1", "u1", "u2", "u2", "u2"], "item_id": ["a", "b", "a", "b", "c"],
                           "timestamp": [2, 1, 1, 2, 3]})

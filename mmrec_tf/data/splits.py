@@ -22,7 +22,9 @@ class Split:
     ``log`` holds the dataset's interaction columns plus ``split`` and
     ``position`` (the row's rank in its user's time order, from 0); it is sorted
     by user (in first-seen order), then position. Rows with equal timestamps keep
-    their order in the source file.
+    their order in the source file, unless the split was asked to shuffle ties
+    (``leave_last_out(..., shuffle_ties=True)``): then they are in a random order
+    drawn from its ``seed``.
 
     Example:
     >>> from mmrec_tf.data.sources import make_synthetic
@@ -53,9 +55,10 @@ class Split:
         return self.rows("test")
 
 
-def _time_ordered(dataset: Dataset) -> pd.DataFrame:
+def _time_ordered(dataset: Dataset, tie_seed: int | None = None) -> pd.DataFrame:
+    """The log in per-user time order; equal timestamps in file order, or in a random order seeded by ``tie_seed``."""
     log = dataset.interactions.copy()
-    log["_row"] = np.arange(len(log))
+    log["_row"] = np.arange(len(log)) if tie_seed is None else np.random.default_rng(tie_seed).permutation(len(log))
     order_keys = ["user_id", "timestamp", "_row"] if dataset.has_timestamps else ["user_id", "_row"]
     first_seen = {u: i for i, u in enumerate(pd.unique(log["user_id"]))}
     log["_user_rank"] = log["user_id"].map(first_seen)
@@ -69,12 +72,26 @@ def _finish(log: pd.DataFrame, labels: np.ndarray, method: str) -> Split:
     return Split(log=log, method=method)
 
 
-def leave_last_out(dataset: Dataset, min_interactions: int = 3) -> Split:
+def leave_last_out(dataset: Dataset, min_interactions: int = 3, shuffle_ties: bool = False, seed: int = 0) -> Split:
     """Per user in time order: last → test, second-last → valid, the rest → train.
 
     Users with fewer than ``min_interactions`` interactions keep them all in train.
+    Interactions with the same timestamp keep their order in the source file;
+    with ``shuffle_ties`` they are put in a random order drawn from ``seed``
+    (MovieLens stores whole seconds, and 44 % of ML-100K users' last two
+    ratings share one, so which of them is "last" is otherwise the file's choice).
+
+    Example:
+    >>> frame = pd.DataFrame({"user_id": ["u"] * 4, "item_id": ["a", "b", "c", "d"], "timestamp": [1, 2, 2, 2]})
+    >>> from mmrec_tf.data.schema import Feature, Schema
+    >>> ds = Dataset("tied", frame, Schema([Feature("user_id", "id", "user"), Feature("item_id", "id", "item"),
+    ...                                     Feature("timestamp", "timestamp", "interaction")]))
+    >>> leave_last_out(ds).log["item_id"].tolist()
+    ['a', 'b', 'c', 'd']
+    >>> [leave_last_out(ds, shuffle_ties=True, seed=seed).log["item_id"].tolist() for seed in (2, 3)]
+    [['a', 'c', 'd', 'b'], ['a', 'd', 'c', 'b']]
     """
-    log = _time_ordered(dataset)
+    log = _time_ordered(dataset, tie_seed=seed if shuffle_ties else None)
     counts = log.groupby("user_id", sort=False)["position"].transform("size").to_numpy()
     position = log["position"].to_numpy()
     labels = np.full(len(log), "train", dtype=object)
@@ -113,9 +130,10 @@ def make_split(dataset: Dataset, method: str = "leave_last_out", seed: int = 0, 
     ``options`` go to the split's function: ``valid_fraction`` and
     ``test_fraction`` for ``random`` (:func:`random_split`) and
     ``temporal_fraction`` (:func:`temporal_fraction_split`),
-    ``min_interactions`` for ``leave_last_out`` and ``temporal_fraction``;
-    ``seed`` is used by ``random`` only. An option the split does not take is
-    an error.
+    ``min_interactions`` for ``leave_last_out`` and ``temporal_fraction``,
+    ``shuffle_ties`` for ``leave_last_out`` (:func:`leave_last_out`); ``seed``
+    is used by ``random`` and by ``leave_last_out`` with ``shuffle_ties``. An
+    option the split does not take is an error.
 
     Example:
     >>> from mmrec_tf.data.sources import make_synthetic
@@ -126,7 +144,7 @@ def make_split(dataset: Dataset, method: str = "leave_last_out", seed: int = 0, 
     >>> make_split(ds, "leave_last_out", test_fraction=0.2)
     Traceback (most recent call last):
     ...
-    ValueError: split 'leave_last_out' takes no option 'test_fraction'; it takes ['min_interactions']
+    ValueError: split 'leave_last_out' takes no option 'test_fraction'; it takes ['min_interactions', 'shuffle_ties']
     """
     if method not in SPLIT_METHODS:
         raise ValueError(f"unknown split {method!r}; expected one of {', '.join(SPLIT_METHODS)}")
