@@ -6,11 +6,18 @@ user's train and valid items excluded; HR@10 and NDCG@10 averaged over the
 943 users (ties broken at random in expectation). Each model is trained with
 its zoo entry's recipe; ``--seeds`` repeats with different seeds. An extra row
 trains ``two_tower`` exactly as the TFRS basic-retrieval tutorial does (Adagrad
-0.1, batch 8192, 3 epochs, no logQ correction) for comparison.
+0.1, batch 8192, 3 epochs, no logQ correction) for comparison. Each entry's
+examples keep its recipe's ``data.max_history`` most recent items.
+
+``--shuffle-ties`` makes the split order same-second ratings at random
+(:func:`~mmrec_tf.data.splits.leave_last_out` with ``shuffle_ties``; seed N's
+split is drawn from N, so the spread covers the tie order too): ML-100K
+stores whole seconds and 44 % of its users' last two ratings share one, so a
+model that scored much lower there would have learnt the file's tie order.
 
     python benchmarks/retrieval_movielens.py [--data-path ../shared/data/ml-100k] [--seeds 3]
         [--entries sasrec.movielens_100k] [--training '{"epochs": 50}'] [--architecture '{"num_blocks": 1}']
-        [--update-zoo]
+        [--update-zoo] [--shuffle-ties]
 
 ``--update-zoo`` writes the measured means into the zoo entries' ``metrics``.
 ``--training`` / ``--architecture`` (JSON) override the recipe of every
@@ -39,13 +46,14 @@ import yaml  # noqa: E402
 from _common import REPOSITORY, mean_std, movielens_path, print_table  # noqa: E402
 
 from mmrec_tf.data.sources import load_dataset  # noqa: E402
-from mmrec_tf.experiment import prepare_data, run  # noqa: E402
+from mmrec_tf.experiment import data_settings, prepare_data, run  # noqa: E402
 
 ENTRIES = ("popularity.movielens_100k", "two_tower.movielens_100k", "lstm_two_tower.movielens_100k",
            "sasrec.movielens_100k")
 TFRS_RECIPE = {"optimizer": "adagrad", "learning_rate": 0.1, "batch_size": 8192, "epochs": 3}
 TFRS_ARCHITECTURE = {"embedding_dim": 32, "logq_correction": False, "remove_accidental_hits": False}
 TFRS_LABEL = "two_tower, TFRS tutorial recipe"
+TIES_SUFFIX = ", ties shuffled"
 PROTOCOL = "ML-100K leave-last-out, full ranking of 1,682 items, user's train+valid items excluded, 943 test users"
 
 
@@ -62,11 +70,15 @@ def main() -> None:
                         help="no training: the table (and --update-zoo) from --save-runs files, e.g. of seeds "
                              "trained in parallel processes")
     parser.add_argument("--update-zoo", action="store_true")
+    parser.add_argument("--shuffle-ties", action="store_true",
+                        help="order same-second ratings at random (seed N's split from seed N)")
     parser.add_argument("--no-tfrs-recipe", action="store_true",
                         help="skip the extra two_tower row trained the way the TFRS tutorial trains it")
     args = parser.parse_args()
     if args.update_zoo and (args.training or args.architecture):
         parser.error("--update-zoo records the zoo recipes' own numbers; leave out --training and --architecture")
+    if args.update_zoo and args.shuffle_ties:
+        parser.error("--update-zoo records the zoo's protocol, whose ties keep the file order; leave out --shuffle-ties")
 
     if args.from_runs:
         results = {}
@@ -116,15 +128,26 @@ class Measured:
 
 def train_all(args) -> dict[str, list[Measured]]:
     dataset = load_dataset("movielens-100k", movielens_path(args.data_path))
-    print(f"data: {dataset.source}; {PROTOCOL}")
-    data = prepare_data(dataset, "leave_last_out", max_history=50)
+    print(f"data: {dataset.source}; {PROTOCOL}" + ("; same-second ratings in a random order" if args.shuffle_ties
+                                                    else ""))
+    prepared = {}
+
+    def data_for(entry: str, seed: int):
+        max_history = args.architecture.get("max_history", data_settings(entry)["max_history"])
+        ties = {"shuffle_ties": True, "seed": seed} if args.shuffle_ties else {}
+        key = (max_history, tuple(ties.items()))
+        if key not in prepared:
+            prepared[key] = prepare_data(dataset, "leave_last_out", max_history=max_history, **ties)
+        return prepared[key]
+
     seeds = range(args.first_seed, args.first_seed + args.seeds)
     results, records = {}, []
-    for entry in args.entries.split(","):
+    for name in args.entries.split(","):
+        entry = name + (TIES_SUFFIX if args.shuffle_ties else "")
         runs = []
         for seed in seeds:
-            runs.append(Measured.of(run(entry, data, training={**args.training, "seed": seed}, verbose=0,
-                                        **args.architecture)))
+            runs.append(Measured.of(run(name, data_for(name, seed), training={**args.training, "seed": seed},
+                                        verbose=0, **args.architecture)))
             print(f"{entry} seed {seed}: valid hr@10={runs[-1].valid['hr@10']:.4f} "
                   f"ndcg@10={runs[-1].valid['ndcg@10']:.4f}; test hr@10={runs[-1].test['hr@10']:.4f} "
                   f"({runs[-1].train_seconds:.0f} s training)", flush=True)
@@ -133,7 +156,7 @@ def train_all(args) -> dict[str, list[Measured]]:
                 pathlib.Path(args.save_runs).write_text(json.dumps(records, indent=1), encoding="utf-8")
         results[entry] = runs
     if not args.no_tfrs_recipe:
-        results[TFRS_LABEL] = [Measured.of(run("two_tower", data, training={**TFRS_RECIPE, "seed": seed}, verbose=0,
+        results[TFRS_LABEL] = [Measured.of(run("two_tower", data_for("two_tower", seed), training={**TFRS_RECIPE, "seed": seed}, verbose=0,
                                                **TFRS_ARCHITECTURE))
                                for seed in seeds]
     return results

@@ -150,7 +150,7 @@ def seen_items(split: Split, space: FeatureSpace, target: str = "test") -> dict[
     return items_by_user(space.user_vocab.lookup(visible["user_id"]), space.item_vocab.lookup(visible["item_id"]))
 
 
-def next_item_sequences(examples: Examples, max_history: int) -> Examples:
+def next_item_sequences(examples: Examples, max_history: int, stride: int | None = None) -> Examples:
     """Examples re-laid for a per-position objective: each kept row's history predicts its next items.
 
     Nothing here decides what a row may see: every row keeps its own history
@@ -160,10 +160,13 @@ def next_item_sequences(examples: Examples, max_history: int) -> Examples:
     history position: the next history item, and after the last one the row's
     own target; 0 at padding. A user's consecutive rows (``user_id`` runs, rows
     oldest first as :func:`build_examples` gives them) overlap, so only every
-    ``max_history``-th row counting back from the user's last is kept (rows
-    with an empty history predict nothing and are dropped): each target but a
-    user's first is then predicted exactly once per pass, from up to
-    ``max_history`` items before it, as SASRec trains (Kang & McAuley, ICDM 2018).
+    ``stride``-th row (default ``max_history``) counting back from the user's
+    last is kept (rows with an empty history predict nothing and are dropped):
+    by default each target but a user's first is then predicted exactly once
+    per pass, from up to ``max_history`` items before it, as SASRec trains
+    (Kang & McAuley, ICDM 2018). A smaller ``stride`` keeps overlapping
+    windows: a target is predicted about ``max_history / stride`` times per
+    pass, each time from a different number of earlier items.
 
     Example:
     >>> history = np.array([[0, 0, 0], [5, 0, 0], [5, 6, 0], [5, 6, 7], [6, 7, 8], [3, 0, 0]], "int32")
@@ -171,12 +174,17 @@ def next_item_sequences(examples: Examples, max_history: int) -> Examples:
     >>> sequences = next_item_sequences(rows, max_history=2)
     >>> sequences.history.tolist(), sequences.extras["next_items"].tolist()
     ([[5, 6], [7, 8], [3, 0]], [[6, 7], [8, 9], [4, 0]])
+    >>> next_item_sequences(rows, max_history=2, stride=1).extras["next_items"].tolist()
+    [[6, 0], [6, 7], [7, 8], [8, 9], [4, 0]]
     """
+    stride = max_history if stride is None else stride
+    if not 1 <= stride <= max_history:
+        raise ValueError(f"stride must be in [1, max_history={max_history}], got {stride}")
     history = np.asarray(examples.history, np.int32)
     lengths = (history > 0).sum(axis=1)
     bounds = run_bounds(np.asarray(examples.user_id))
     last_of_user = np.repeat(bounds[1:] - 1, np.diff(bounds))
-    kept = np.flatnonzero(((last_of_user - np.arange(len(history))) % max_history == 0) & (lengths > 0))
+    kept = np.flatnonzero(((last_of_user - np.arange(len(history))) % stride == 0) & (lengths > 0))
     width = max(history.shape[1], 1)
     start = np.maximum(lengths[kept] - max_history, 0)
     window = start[:, None] + np.arange(max_history)
