@@ -58,6 +58,14 @@ def test_next_item_sequences_predict_every_train_target_but_the_first_once(tiny_
         assert pairs == sorted(zip(ordered[:-1].tolist(), ordered[1:].tolist())), user
 
 
+
+def test_a_sequence_stride_of_one_trains_a_window_ending_at_every_target(tiny_space, tiny_examples):
+    train = tiny_examples["train"]
+    model = create_model("sasrec", space=tiny_space, sequence_stride=1, **TINY)
+    with_history = int(((train.history > 0).sum(axis=1) > 0).sum())
+    assert model.batches_per_epoch(train, batch_size=1) == with_history
+    assert SASRec.from_config(model.get_config()).sequence_stride == 1
+
 def test_candidate_mask_drops_columns_as_negatives_and_keeps_each_positive():
     task = Retrieval()
     queries = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], "float32")

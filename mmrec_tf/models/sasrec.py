@@ -32,7 +32,9 @@ class SASRec(RetrievalModel):
 
     Trained with SASRec's objective: every history position predicts the item
     that followed it (:func:`~mmrec_tf.data.pipeline.next_item_sequences`
-    lays the examples out; a batch is ``batch_size`` such sequences). The
+    lays the examples out, windows of ``max_history`` items every
+    ``sequence_stride`` items, by default not overlapping; a batch is
+    ``batch_size`` such sequences). The
     loss is the :class:`~mmrec_tf.tasks.Retrieval` softmax over the batch's
     flattened positions (in-batch negatives, logQ correction, accidental-hit
     removal; padding positions are neither queries nor negatives), or with
@@ -58,7 +60,8 @@ class SASRec(RetrievalModel):
                  embedding_dim: int = 64, num_blocks: int = 2, num_heads: int = 1,
                  intermediate_dim: int | None = None, max_history: int = 50, dropout: float = 0.2,
                  normalize: bool = True, temperature: float | None = 0.1, full_softmax: bool = False,
-                 logq_correction: bool = True, remove_accidental_hits: bool = True, **kwargs):
+                 logq_correction: bool = True, remove_accidental_hits: bool = True,
+                 sequence_stride: int | None = None, **kwargs):
         if full_softmax and logq_correction:
             raise ValueError("full_softmax scores every item, nothing is sampled: set logq_correction=False")
         super().__init__(num_users=num_users, num_items=num_items, temperature=temperature,
@@ -73,6 +76,7 @@ class SASRec(RetrievalModel):
         self.dropout = dropout
         self.normalize = normalize
         self.full_softmax = full_softmax
+        self.sequence_stride = sequence_stride
         self.item_encoder = ItemFeatureEncoder(num_items, embedding_dim, output_dim=embedding_dim,
                                                feature_specs=self.item_feature_specs, name="item_encoder")
         self.position_embedding = keras_hub.layers.PositionEmbedding(max_history, name="position_embedding")
@@ -184,19 +188,22 @@ class SASRec(RetrievalModel):
             loss = loss + replica_share(ops.sum(self.losses))
         return loss
 
+    def _sequences(self, examples):
+        return next_item_sequences(examples, self.max_history, self.sequence_stride)
+
     def prepare(self, train_examples) -> None:
         """Next-item frequencies over the training sequences, for logQ."""
-        targets = next_item_sequences(train_examples, self.max_history).extras["next_items"].ravel()
+        targets = self._sequences(train_examples).extras["next_items"].ravel()
         counts = np.bincount(targets, minlength=self.num_items + 1).astype(np.float64)
         counts[0] = 0.0
         self.item_probability = (counts / max(counts.sum(), 1.0)).astype(np.float32)
 
     def batches_per_epoch(self, examples, batch_size: int) -> int:
-        return steps_per_epoch(len(next_item_sequences(examples, self.max_history)), batch_size)
+        return steps_per_epoch(len(self._sequences(examples)), batch_size)
 
     def make_dataset(self, examples, batch_size: int, shuffle: bool = True, seed: int = 0, **options):
         """Batches of ``batch_size`` next-item sequences (:func:`~mmrec_tf.data.pipeline.next_item_sequences`)."""
-        sequences = next_item_sequences(examples, self.max_history)
+        sequences = self._sequences(examples)
         if not len(sequences):
             raise ValueError(f"SASRec: none of the {len(examples)} examples has a history to learn from")
         probability = getattr(self, "item_probability", None)
@@ -212,5 +219,6 @@ class SASRec(RetrievalModel):
         config.update({"item_feature_specs": self.item_feature_specs, "embedding_dim": self.embedding_dim,
                        "num_blocks": self.num_blocks, "num_heads": self.num_heads,
                        "intermediate_dim": self.intermediate_dim, "max_history": self.max_history,
-                       "dropout": self.dropout, "normalize": self.normalize, "full_softmax": self.full_softmax})
+                       "dropout": self.dropout, "normalize": self.normalize, "full_softmax": self.full_softmax,
+                       "sequence_stride": self.sequence_stride})
         return config
