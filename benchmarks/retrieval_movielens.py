@@ -17,12 +17,14 @@ model that scored much lower there would have learnt the file's tie order.
 
     python benchmarks/retrieval_movielens.py [--data-path ../shared/data/ml-100k] [--seeds 3]
         [--entries sasrec.movielens_100k] [--training '{"epochs": 50}'] [--architecture '{"num_blocks": 1}']
-        [--update-zoo] [--shuffle-ties]
+        [--update-zoo] [--shuffle-ties] [--valid-every 10]
 
 ``--update-zoo`` writes the measured means into the zoo entries' ``metrics``.
 ``--training`` / ``--architecture`` (JSON) override the recipe of every
 entry run, for tuning a recipe on the validation split: each run prints its
-valid HR@10 next to the test one, and the table has a valid HR@10 column.
+valid HR@10 next to the test one, and the table has a valid HR@10 column;
+``--valid-every N`` also prints the valid HR@10 after every N-th epoch (the
+learning curve of one run, to choose its number of epochs).
 Seeds can train in parallel processes (``--first-seed 1 --seeds 1 --save-runs
 s1.json`` ...) and be tabled together (``--from-runs s0.json s1.json s2.json
 --update-zoo``).
@@ -42,10 +44,12 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
+import keras  # noqa: E402
 import yaml  # noqa: E402
 from _common import REPOSITORY, mean_std, movielens_path, print_table  # noqa: E402
 
 from mmrec_tf.data.sources import load_dataset  # noqa: E402
+from mmrec_tf.evaluation.full_ranking import evaluate_retrieval  # noqa: E402
 from mmrec_tf.experiment import data_settings, prepare_data, run  # noqa: E402
 
 ENTRIES = ("popularity.movielens_100k", "two_tower.movielens_100k", "lstm_two_tower.movielens_100k",
@@ -70,6 +74,7 @@ def main() -> None:
                         help="no training: the table (and --update-zoo) from --save-runs files, e.g. of seeds "
                              "trained in parallel processes")
     parser.add_argument("--update-zoo", action="store_true")
+    parser.add_argument("--valid-every", type=int, default=0, help="print valid HR@10 after every N-th epoch")
     parser.add_argument("--shuffle-ties", action="store_true",
                         help="order same-second ratings at random (seed N's split from seed N)")
     parser.add_argument("--no-tfrs-recipe", action="store_true",
@@ -146,8 +151,10 @@ def train_all(args) -> dict[str, list[Measured]]:
         entry = name + (TIES_SUFFIX if args.shuffle_ties else "")
         runs = []
         for seed in seeds:
-            runs.append(Measured.of(run(name, data_for(name, seed), training={**args.training, "seed": seed},
-                                        verbose=0, **args.architecture)))
+            data = data_for(name, seed)
+            curve = [ValidCurve(data, args.valid_every, f"{entry} seed {seed}")] if args.valid_every else None
+            runs.append(Measured.of(run(name, data, training={**args.training, "seed": seed}, verbose=0,
+                                        callbacks=curve, **args.architecture)))
             print(f"{entry} seed {seed}: valid hr@10={runs[-1].valid['hr@10']:.4f} "
                   f"ndcg@10={runs[-1].valid['ndcg@10']:.4f}; test hr@10={runs[-1].test['hr@10']:.4f} "
                   f"({runs[-1].train_seconds:.0f} s training)", flush=True)
@@ -160,6 +167,20 @@ def train_all(args) -> dict[str, list[Measured]]:
                                                **TFRS_ARCHITECTURE))
                                for seed in seeds]
     return results
+
+
+class ValidCurve(keras.callbacks.Callback):
+    """Prints the valid HR@10 and NDCG@10 after every ``every``-th epoch."""
+
+    def __init__(self, data, every: int, label: str):
+        super().__init__()
+        self.data, self.every, self.label = data, every, label
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every == 0:
+            valid = evaluate_retrieval(self.model, self.data.examples["valid"], self.data.seen("valid"), ks=(10,))
+            print(f"{self.label} epoch {epoch + 1}: valid hr@10={valid.metrics['hr@10']:.4f} "
+                  f"ndcg@10={valid.metrics['ndcg@10']:.4f}", flush=True)
 
 
 def update_zoo(results: dict, seeds: int) -> None:
