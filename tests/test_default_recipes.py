@@ -26,6 +26,18 @@ def test_a_bare_name_takes_its_default_entrys_whole_recipe():
     assert recipe.data == {"max_history": 50}, "the split and dataset are the entry's own, not the recipe's"
 
 
+
+def test_a_bare_sasrec_trains_with_the_measured_movielens_recipe():
+    entry = get_zoo_entry("sasrec.movielens_100k")
+    recipe = recipe_for("sasrec")
+    assert recipe.name == "sasrec.movielens_100k" and entry.default
+    # item tables name the data's own columns: a bare name takes all of them (on ML-100K also year)
+    assert recipe.architecture == {k: v for k, v in entry.architecture.items() if k != "item_features"}
+    assert recipe.architecture["full_softmax"] is True and entry.architecture["item_features"] == ["genres", "title"]
+    assert recipe.training == entry.training == {"epochs": 30, "batch_size": 64, "learning_rate": 0.003,
+                                                 "optimizer": "adam", "seed": 0, "jit_compile": False}
+    assert recipe.data == {"max_history": 50}
+
 def test_a_bare_multimodal_name_leaves_out_the_features_named_by_its_entrys_dataset():
     recipe = recipe_for("vbpr")
     assert recipe.name == "vbpr.movielens_100k_mm"
