@@ -194,7 +194,6 @@ def measure(args) -> dict:
 
 
 def summarise(measured: dict, args) -> None:
-    seeds = len(next(iter(measured.values())))
     rows = []
     for entry, runs in measured.items():
         column, gap = largest_gap(runs[0])
@@ -211,6 +210,7 @@ def summarise(measured: dict, args) -> None:
     if TRADEOFF_ENTRY not in measured:
         return
     curves = tradeoff(measured[TRADEOFF_ENTRY])
+    seeds = len(measured[TRADEOFF_ENTRY])
     print(f"\n{TRADEOFF_ENTRY}: re-rankers over the top-100 shortlist, mean of {seeds} seeds "
           "(HR@10 of the lists, score ties by item index; loss = relative to strength 0)")
     print_table(["re-ranker", "strength", "HR@10", "loss", "long-tail share", "× strength 0", "ILD genres"],
