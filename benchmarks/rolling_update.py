@@ -74,7 +74,7 @@ def run(args) -> list[dict]:
             continue
         if dataset_name not in datasets:
             datasets[dataset_name] = load_dataset(dataset_name, DATA_PATHS[dataset_name])
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             if (model, dataset_name, seed) in done:
                 continue
             started = time.perf_counter()
@@ -141,11 +141,16 @@ def main() -> None:
     parser.add_argument("--results", default="runs/rolling_update.json", help="JSON file; reruns resume from it")
     parser.add_argument("--windows", type=int, default=6, help="time windows (the first is trained on)")
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=0, help="run seeds first-seed .. first-seed + seeds - 1 "
+                        "(to run seeds in parallel processes, each with its own --results)")
     parser.add_argument("--update-epochs", type=int, default=1, help="passes over each new window")
     parser.add_argument("--only", default=None, help="comma-separated model@dataset combinations")
-    parser.add_argument("--summary-only", action="store_true", help="print the tables of --results")
+    parser.add_argument("--summary-only", action="store_true",
+                        help="print the tables of --results (comma-separated files: their records together)")
     args = parser.parse_args()
-    records = json.loads(pathlib.Path(args.results).read_text(encoding="utf-8")) if args.summary_only else run(args)
+    records = ([record for name in args.results.split(",")
+                for record in json.loads(pathlib.Path(name).read_text(encoding="utf-8"))]
+               if args.summary_only else run(args))
     summarise(records)
 
 

@@ -430,7 +430,10 @@ def train_model(model, train: Examples | ShardedExamples, config: TrainingConfig
     ``prepare_examples``, everything the model has seen (counts such as
     item frequencies are taken from them instead of from ``train``, the new
     interactions alone), and ``optimizer``, the trained optimizer grown with
-    the model (its state continues instead of starting from zero).
+    the model (its state continues instead of starting from zero). When it is
+    the model's own optimizer (the model was grown in place), the model is
+    not compiled again and ``fit`` reuses its traced training step (see
+    :func:`_continues_compiled`).
 
     With ``checkpoint_dir`` the weights, optimizer state and epoch are saved
     at the end of every epoch; calling again with the same directory after an
@@ -502,15 +505,36 @@ def train_model(model, train: Examples | ShardedExamples, config: TrainingConfig
             dataset = _shard_by_data(dataset)
             validation = _shard_by_data(validation) if validation is not None else None
         steps = epoch_steps(model, train, config.batch_size)
-        model.compile(optimizer=optimizer or OPTIMIZERS[config.optimizer](learning_rate=config.learning_rate),
-                      jit_compile=resolve_jit_compile(config.jit_compile, model, strategy),
-                      steps_per_execution=resolve_steps_per_execution(config.steps_per_execution, user_callbacks,
-                                                                      steps, strategy))
-        # one batch builds and traces the model, taken from a separate unshuffled pipeline
-        model(next(iter(_make_dataset(model, train, config.batch_size, shuffle=False, epochs=1))))
+        jit_compile = resolve_jit_compile(config.jit_compile, model, strategy)
+        steps_per_execution = resolve_steps_per_execution(config.steps_per_execution, user_callbacks, steps, strategy)
+        continuing = _continues_compiled(model, optimizer, jit_compile, steps_per_execution,
+                                         config.steps_per_execution == "auto" and num_replicas(strategy) == 1
+                                         and not _multi_worker(strategy)
+                                         and not any(_has_batch_hook(callback) for callback in user_callbacks))
+        if not continuing:
+            model.compile(optimizer=optimizer or OPTIMIZERS[config.optimizer](learning_rate=config.learning_rate),
+                          jit_compile=jit_compile, steps_per_execution=steps_per_execution)
+            # one batch builds and traces the model, taken from a separate unshuffled pipeline
+            model(next(iter(_make_dataset(model, train, config.batch_size, shuffle=False, epochs=1))))
         with _multi_worker_dict_inputs(model, strategy):
             return model.fit(dataset, epochs=config.epochs, initial_epoch=first_epoch, validation_data=validation,
                              callbacks=callbacks, verbose=verbose, shuffle=False)
+
+
+def _continues_compiled(model, optimizer, jit_compile: bool, steps_per_execution: int, free_steps: bool) -> bool:
+    """Whether ``fit`` may keep ``model``'s compiled (already traced) training step instead of compiling again.
+
+    Only when the model continues with its own optimizer (an update grown in
+    place, :func:`mmrec_tf.update.grow_in_place`) under the same XLA setting,
+    and the compiled steps per execution are the ones asked for, or any
+    count would do (``free_steps``: ``"auto"``, no per-batch callback, one
+    replica; each epoch's last call runs the batches left, see
+    :func:`resolve_steps_per_execution`).
+    """
+    if optimizer is None or optimizer is not getattr(model, "optimizer", None) or not getattr(model, "compiled", False) \
+            or bool(model.jit_compile) != bool(jit_compile):
+        return False
+    return int(model.steps_per_execution) == steps_per_execution or free_steps
 
 
 @contextlib.contextmanager

@@ -7,7 +7,10 @@ An update never starts from scratch and never touches its parent run:
 2. The model is rebuilt for the grown space with the same architecture
    (:func:`grow_model`): every weight is copied; embedding tables indexed by
    user or item (whose first dimension grew) keep their trained rows and get
-   freshly initialised rows for the new ids.
+   zero rows for the new ids (a new item starts from its features alone).
+   In a long-lived process (rolling evaluation) the rebuilt model can keep
+   spare rows, and later updates that fit in them grow it in place
+   (:func:`grow_in_place`): no new model, the compiled training step reused.
 3. The optimizer state grows the same way (:func:`grow_optimizer`): Adam's
    moments of known rows and its step count continue.
 4. Training continues on the interactions the run has not trained on
@@ -31,6 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import pathlib
 import shutil
@@ -47,8 +51,10 @@ from mmrec_tf.data.labels import build_rating_examples, build_sampled_examples
 from mmrec_tf.data.pipeline import Examples, build_examples
 from mmrec_tf.data.splits import Split
 from mmrec_tf.data.sources import load_dataset
-from mmrec_tf.data.vocabulary_growth import VocabularyGrowth, grow_space, id_type_difference, schema_difference
+from mmrec_tf.data.vocabulary_growth import (VocabularyGrowth, grow_space, id_type_difference, schema_difference,
+                                              with_spare_rows)
 from mmrec_tf.experiment import MODEL_FILE, RUN_FILE, SPACE_FOLDER, load_run, load_run_data
+from mmrec_tf.layers.item_feature_encoder import table_arrays
 from mmrec_tf.registry import accepted_arguments
 from mmrec_tf.training import TrainingConfig, train_model
 
@@ -64,7 +70,9 @@ class UpdatedModel:
     ``new_examples`` counts the interactions trained on, ``seen_examples``
     everything the model has now seen; ``train_seconds`` is the wall time of
     the whole update: growing the space, building the examples, the grown
-    model and optimizer, and the gradient steps (``fit``).
+    model and optimizer, and the gradient steps (``fit``). ``in_place``: the
+    model was grown into its spare rows (:func:`grow_in_place`) rather than
+    rebuilt.
     """
 
     model: keras.Model
@@ -73,6 +81,7 @@ class UpdatedModel:
     new_examples: int
     seen_examples: int
     train_seconds: float
+    in_place: bool = False
 
 
 def architecture_arguments(model) -> dict:
@@ -102,8 +111,18 @@ def architecture_arguments(model) -> dict:
 
 
 def _copy_grown(source, target) -> None:
-    """Assign ``source``'s value to ``target``; a first dimension that grew keeps ``target``'s extra rows."""
+    """Assign ``source``'s value to ``target``; a first dimension that grew keeps or zeroes ``target``'s extra rows.
+
+    Extra rows of a trainable table (embeddings of new ids) start at zero, so
+    a new id adds nothing until it is trained: a new item is embedded from
+    its features alone, a new user from the history. Extra rows of other
+    tables (feature tables, optimizer slots) keep ``target``'s values.
+    A source with spare rows (:func:`grow_model`; never trained, all zero)
+    may be larger than ``target``: its rows after ``target``'s must be zero.
+    """
     old = keras.ops.convert_to_numpy(source)
+    if len(old.shape) and len(target.shape) and old.shape[0] > target.shape[0] and not old[target.shape[0]:].any():
+        old = old[: target.shape[0]]
     if tuple(old.shape) == tuple(target.shape):
         target.assign(old)
         return
@@ -111,7 +130,8 @@ def _copy_grown(source, target) -> None:
             or old.shape[0] > target.shape[0]:
         raise ValueError(f"cannot grow {source.path} of shape {tuple(old.shape)} into {tuple(target.shape)}: only "
                          "tables indexed by user or item (first dimension) may grow")
-    value = keras.ops.convert_to_numpy(target).copy()
+    value = (np.zeros(tuple(target.shape), old.dtype) if target.trainable
+             else keras.ops.convert_to_numpy(target).copy())
     value[: old.shape[0]] = old
     target.assign(value)
 
@@ -129,19 +149,36 @@ def _local_path(model, variable) -> str:
     return variable.path[len(prefix):] if variable.path.startswith(prefix) else variable.path
 
 
-def grow_model(model, space: FeatureSpace, examples: Examples):
+def grow_model(model, space: FeatureSpace, examples: Examples, spare_users: float = 0.0, spare_items: float = 0.0):
     """``model``'s architecture built for the grown ``space``, with every trained weight copied in.
 
     ``examples`` (of the grown space) build the new model. Weights are matched
     in order and by path; a weight whose first dimension grew (an embedding
     table of users or items, a per-item table) keeps its trained rows
-    ``0..N`` and the new model's initial values for the rows after them.
+    ``0..N``; the rows after them are zero in trainable tables (see
+    :func:`_copy_grown`). Tables that grew and are not trained (feature
+    tables, counts) are the grown model's own, built from ``space``: the
+    same rows for known ids, the new ids' rows after them (rows a model
+    with spare rows left empty are never copied over them).
+
+    ``spare_users`` (``spare_items``) > 0 gives the user (item) tables
+    ``ceil(spare * n)`` rows more than the space's ``n`` users (items), for
+    later updates to grow into in place
+    (:func:`grow_in_place`, same model object, its compiled training step
+    reused). Such a model's ``num_users`` / ``num_items`` count the ids in
+    use, its tables are larger, so it is meant for training in the same
+    process (rolling evaluation), not for saving.
 
     Example:
     >>> grown = grow_model(model, grown_space, examples["train"])  # doctest: +SKIP
     """
     arguments = architecture_arguments(model)
-    grown = type(model).from_feature_space(space, **arguments)
+    built_for = space
+    spare = spare_users > 0 or spare_items > 0
+    if spare:
+        built_for = with_spare_rows(space, math.ceil(spare_users * space.num_users),
+                                    math.ceil(spare_items * space.num_items))
+    grown = type(model).from_feature_space(built_for, **arguments)
     _build(grown, examples)
     old_weights, new_weights = model.weights, grown.weights
     if len(old_weights) != len(new_weights):
@@ -151,8 +188,53 @@ def grow_model(model, space: FeatureSpace, examples: Examples):
         if _local_path(model, old) != _local_path(grown, new):
             raise ValueError(f"{type(model).__name__}: weight {old.path} has no counterpart in the grown model "
                              f"(found {new.path})")
+        if not new.trainable and tuple(old.shape) != tuple(new.shape):
+            continue  # a per-id table of the data (features, counts): built for the grown space, known rows alike
         _copy_grown(old, new)
+    if spare:
+        grown.row_capacity = (built_for.num_users, built_for.num_items)
+        _use_rows(grown, space.num_users, space.num_items)
     return grown
+
+
+def _use_rows(model, num_users: int, num_items: int) -> None:
+    """Make a model with spare rows serve ``num_users`` and ``num_items`` ids; forget steps traced for fewer."""
+    model.num_users, model.num_items = num_users, num_items
+    model.test_function = model.predict_function = None  # their full-catalog metric read num_items when traced
+
+
+def grow_in_place(model, space: FeatureSpace) -> bool:
+    """Grow a model built with spare rows (:func:`grow_model`) to ``space`` without rebuilding it; True if done.
+
+    Possible when the model's class keeps nothing sized by the catalog in its
+    training step (``grows_in_place``) and ``space`` fits in its spare rows:
+    the new items' feature rows are written into the item tables, the new
+    ids' embedding rows are already zero (spare rows are never trained), the
+    optimizer state continues as it is, and the compiled training step is
+    reused. Otherwise nothing changes and False is returned.
+
+    Example:
+    >>> grown = grow_model(model, space, examples, spare_users=1.0, spare_items=1.0)  # doctest: +SKIP
+    >>> grow_in_place(grown, bigger_space)  # doctest: +SKIP
+    True
+    """
+    capacity = getattr(model, "row_capacity", None)
+    if capacity is None or not getattr(type(model), "grows_in_place", False) \
+            or space.num_users > capacity[0] or space.num_items > capacity[1]:
+        return False
+    encoder = getattr(model, "item_encoder", None)
+    for name, variable in (encoder.tables.items() if encoder is not None else ()):
+        values, present = table_arrays(name, encoder.feature_specs[name]["kind"], space.item_features[name])
+        if present is not None:
+            values = np.where(present[:, None], values, 0.0)
+            encoder.presence[name].assign(_padded(present.astype("float32"), variable.shape[0]))
+        variable.assign(_padded(values.astype(variable.dtype), variable.shape[0]))
+    _use_rows(model, space.num_users, space.num_items)
+    return True
+
+
+def _padded(values: np.ndarray, rows: int) -> np.ndarray:
+    return np.concatenate([values, np.zeros((rows - len(values), *values.shape[1:]), values.dtype)])
 
 
 def grow_optimizer(optimizer, model):
@@ -261,13 +343,20 @@ def new_interactions(seen: pd.DataFrame, data: pd.DataFrame) -> pd.DataFrame:
 def continue_training(model, space: FeatureSpace, seen: pd.DataFrame, new: pd.DataFrame, dataset: Dataset,
                       config: TrainingConfig, max_history: int, task: str = "retrieval", label: str | None = None,
                       history: str | None = None, checkpoint_dir: str | os.PathLike | None = None,
-                      verbose: int | str = 0) -> UpdatedModel:
+                      verbose: int | str = 0, spare_users: float = 0.0, spare_items: float = 0.0) -> UpdatedModel:
     """Grow ``model`` and ``space`` with ``dataset``'s new users and items, then train on ``new`` interactions.
 
     ``seen`` are the interactions the model was trained on (histories and
     counts), ``new`` those to train on now (see :func:`new_interactions`);
     ``config.epochs`` passes over them (0: grow only). The optimizer's state
-    continues. ``model`` itself is not changed.
+    continues.
+
+    ``model`` is not changed, except a model an earlier call returned with
+    spare rows: when the grown space fits in them it is grown and trained
+    in place (:func:`grow_in_place`; the same object is returned, its
+    compiled training step reused). Else a grown copy is built
+    (:func:`grow_model`, with ``spare_users`` and ``spare_items`` rows per
+    row in use for the next call).
 
     Example:
     >>> updated = continue_training(model, space, seen, new, dataset, TrainingConfig(epochs=1),
@@ -278,14 +367,18 @@ def continue_training(model, space: FeatureSpace, seen: pd.DataFrame, new: pd.Da
     new_examples, everything = update_examples(grown_space, seen, new, max_history, task, label, history)
     if not len(new_examples):
         raise ValueError("the new data holds no interaction the run has not trained on; nothing to update")
-    grown = grow_model(model, grown_space, everything)
-    optimizer = grow_optimizer(getattr(model, "optimizer", None), grown)
+    in_place = grow_in_place(model, grown_space)
+    if in_place:
+        grown, optimizer = model, model.optimizer
+    else:
+        grown = grow_model(model, grown_space, everything, spare_users, spare_items)
+        optimizer = grow_optimizer(getattr(model, "optimizer", None), grown)
     if optimizer is not None and config.optimizer != type(optimizer).__name__.lower():
         optimizer = None
     train_model(grown, new_examples, config, verbose=verbose, checkpoint_dir=checkpoint_dir,
                 prepare_examples=everything, optimizer=optimizer)
     return UpdatedModel(grown, grown_space, growth, len(new_examples), len(everything),
-                        time.perf_counter() - started)
+                        time.perf_counter() - started, in_place)
 
 
 @dataclasses.dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -20,7 +21,8 @@ from mmrec_tf.data.sources import load_dataset
 from mmrec_tf.experiment import load_run, prepare_data, run, save_run
 from mmrec_tf.export.saved_model import export_model
 from mmrec_tf.registry import accepted_arguments, list_models, registered_model
-from mmrec_tf.update import update
+from mmrec_tf.training import TrainingConfig
+from mmrec_tf.update import continue_training, update
 
 GENRES = ["Action", "Comedy", "Drama"]
 MAX_HISTORY = 4
@@ -185,3 +187,46 @@ def test_killed_update_leaves_the_parent_intact_and_resumes(folders, tmp_path, c
     assert record["update"]["parent"] == str(parent.resolve()) and not (out / "checkpoints").exists()
     assert mmrec(["update", str(parent), "--data", str(new), "--run-dir", str(out)]) == 2
     assert "holds a finished run already" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("model_name", ["lstm_two_tower", "concat_fusion"])
+def test_update_grows_in_place_into_spare_rows_exactly_as_a_rebuild(model_name, folders, tmp_path):
+    old, new = folders
+    parent = _train(model_name, old, tmp_path / "parent")
+    full = load_dataset("folder", new)
+    seen = load_dataset("folder", old).interactions
+    fresh = full.interactions
+    first = fresh[fresh["user_id"].isin([f"u{u}" for u in range(18, 24)]) & (fresh["item_id"].str[1:].astype(int) < 27)]
+    second = fresh.drop(first.index)
+    stages = [(seen, first, dataclasses.replace(full, interactions=pd.concat([seen, first]), items=full.items.iloc[:27])),
+              (pd.concat([seen, first]), second, full)]
+    results = {}
+    for spare in (0.0, 1.0):  # rebuilt twice vs rebuilt with spare rows, then grown in place
+        model, space, record = load_run(parent)
+        config = TrainingConfig(**{**record["training"], "epochs": 0})
+        steps = []
+        for before, rows, dataset in stages:
+            updated = continue_training(model, space, before, rows, dataset, config, MAX_HISTORY,
+                                        spare_users=spare, spare_items=spare)
+            steps.append(updated)
+            model, space = updated.model, updated.space
+        results[spare] = steps
+    rebuilt, grown = results[0.0], results[1.0]
+    assert [s.in_place for s in rebuilt] == [False, False] and [s.in_place for s in grown] == [False, True]
+    assert grown[1].model is grown[0].model and (grown[1].growth.users_added, grown[1].growth.items_added) == (6, 3)
+    model, space = grown[1].model, grown[1].space
+    assert (model.num_users, model.num_items) == (space.num_users, space.num_items) == (30, 30)
+    assert space.item_vocab.ids.tolist() == rebuilt[1].space.item_vocab.ids.tolist()
+    np.testing.assert_allclose(model.all_item_embeddings(), rebuilt[1].model.all_item_embeddings(), atol=1e-6)
+    users = {"user_id": np.arange(31), "history": np.tile(np.array([[30, 27, 3, 0]]), (31, 1))}
+    np.testing.assert_allclose(np.asarray(model.encode_users(users)),
+                               np.asarray(rebuilt[1].model.encode_users(users)), atol=1e-6)
+    new_items = space.item_vocab.lookup(["m27", "m28", "m29"])
+    if model_name == "lstm_two_tower":  # a new item's id row is zero: its vector comes from its features alone
+        assert not np.asarray(model.item_encoder.id_embedding.embeddings)[new_items].any()
+    else:  # the fusion model drops the id token of items without interactions, and of the spare rows
+        interacted = space.item_vocab.lookup(pd.unique(pd.concat([seen, fresh])["item_id"]))
+        np.testing.assert_array_equal(np.flatnonzero(np.asarray(model.item_trained)), np.sort(interacted))
+    genres = np.asarray(model.item_encoder.tables["genres"])  # written in place: rows like known items' of the genre
+    np.testing.assert_array_equal(genres[new_items], genres[space.item_vocab.lookup(["m0", "m1", "m2"])])
+    assert genres[new_items].sum() == 6  # the genre and "Film"

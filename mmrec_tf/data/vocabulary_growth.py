@@ -20,14 +20,16 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pandas as pd
 
 from mmrec_tf.data.dataset import Dataset
 from mmrec_tf.data.feature_space import FeatureSpace, FeatureTable, extend_item_space
 from mmrec_tf.data.hashed_vocabulary import HashedVocabulary
+from mmrec_tf.data.vocabulary import Vocabulary
 from mmrec_tf.data.schema import FeatureKind, FeatureRole, Schema
 
-__all__ = ["VocabularyGrowth", "grow_space", "id_type_difference", "schema_difference"]
+__all__ = ["VocabularyGrowth", "grow_space", "id_type_difference", "schema_difference", "with_spare_rows"]
 
 MODEL_INPUT_KINDS = (FeatureKind.CATEGORICAL, FeatureKind.MULTI_CATEGORICAL, FeatureKind.NUMERIC,
                      FeatureKind.TEXT, FeatureKind.VECTOR)
@@ -191,3 +193,38 @@ def _with_vectors(table: FeatureTable, vectors, known: int, new_ids: list[str]) 
     mask[known + 1:] = present
     return FeatureTable(table.kind, merged, list(table.vocabulary), mask, dict(table.provenance))
 
+
+
+SPARE_PREFIX = "\x00spare-"
+
+
+def with_spare_rows(space: FeatureSpace, users: int, items: int) -> FeatureSpace:
+    """``space`` with ``users`` and ``items`` placeholder ids appended, each with empty feature rows.
+
+    Only for building a model whose tables have spare rows to grow into
+    (:func:`~mmrec_tf.update.grow_model`); the placeholders (ids starting
+    with ``"\\x00spare-"``) are never looked up. A hashed user vocabulary
+    gets no spare users (it does not grow).
+
+    Example:
+    >>> from mmrec_tf.data.sources import make_synthetic
+    >>> space = FeatureSpace.build(make_synthetic(num_users=4, num_items=6, num_clusters=2))
+    >>> padded = with_spare_rows(space, users=2, items=3)
+    >>> padded.num_users, padded.num_items, padded.item_features["genres"].values[7:].sum()
+    (6, 9, 0.0)
+    """
+    def padded(tables: dict[str, FeatureTable], count: int) -> dict[str, FeatureTable]:
+        result = {}
+        for name, table in tables.items():
+            values = np.concatenate([table.values, np.zeros((count, *table.values.shape[1:]), table.values.dtype)])
+            present = None if table.present is None else np.concatenate([table.present, np.zeros(count, bool)])
+            result[name] = FeatureTable(table.kind, values, list(table.vocabulary), present, dict(table.provenance))
+        return result
+
+    if isinstance(space.user_vocab, HashedVocabulary):
+        users = 0
+    user_vocab = (Vocabulary([*space.user_vocab.ids, *(f"{SPARE_PREFIX}{i}" for i in range(users))]) if users
+                  else space.user_vocab)
+    item_vocab = Vocabulary([*space.item_vocab.ids, *(f"{SPARE_PREFIX}{i}" for i in range(items))])
+    return FeatureSpace(user_vocab, item_vocab, padded(space.item_features, items),
+                        padded(space.user_features, users), [*space.item_titles, *[""] * items], space.schema)

@@ -109,7 +109,7 @@ class ItemFeatureEncoder(keras.layers.Layer):
         if missing:
             raise ValueError(f"set_tables: missing tables {sorted(missing)}")
         for name, variable in self.tables.items():
-            values, present = _table_arrays(name, self.feature_specs[name]["kind"], tables[name])
+            values, present = table_arrays(name, self.feature_specs[name]["kind"], tables[name])
             if tuple(values.shape) != tuple(variable.shape):
                 raise ValueError(f"table {name!r}: expected shape {tuple(variable.shape)}, got {values.shape}")
             if present is not None:
@@ -164,8 +164,14 @@ class ItemFeatureEncoder(keras.layers.Layer):
         return config
 
 
-def _table_arrays(name: str, kind: str, table) -> tuple[np.ndarray, np.ndarray | None]:
-    """``(values, present)`` of one ``set_tables`` entry; ``present`` only for vector features."""
+def table_arrays(name: str, kind: str, table) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(values, present)`` of one ``set_tables`` entry; ``present`` only for vector features.
+
+    Example:
+    >>> values, present = table_arrays("genres", "multi_categorical", np.eye(3, 2, dtype="float32"))
+    >>> values.shape, present is None
+    ((3, 2), True)
+    """
     if hasattr(table, "values") and hasattr(table, "kind"):
         values, present = table.values, getattr(table, "present", None)
     elif isinstance(table, tuple):

@@ -35,6 +35,7 @@ class LSTMTwoTower(RetrievalModel):
     """
 
     uses_history = True
+    grows_in_place = True
 
     def __init__(self, num_users: int, num_items: int, item_feature_specs: dict | None = None,
                  embedding_dim: int = 64, lstm_units: int = 64, max_history: int = 50,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import keras
+import numpy as np
 from keras import ops
 
 from mmrec_tf.layers.history import most_recent_history
@@ -83,6 +84,7 @@ class MultimodalRetrievalModel(RetrievalModel):
     """
 
     uses_history = True
+    grows_in_place = True
 
     def __init__(self, num_users: int, num_items: int, item_feature_specs: dict | None = None,
                  embedding_dim: int = 32, hidden_units: list[int] | tuple[int, ...] = (64,), max_history: int = 50,
@@ -142,7 +144,10 @@ class MultimodalRetrievalModel(RetrievalModel):
         super().prepare(train_examples)
         if not self.built:
             self.build()
-        self.item_trained.assign((self.item_probability > 0).astype("float32"))
+        # rows after the catalog (spare rows an update grows into, mmrec_tf.update.grow_model) are untrained
+        trained = np.zeros(self.item_trained.shape[0], "float32")
+        trained[: len(self.item_probability)] = self.item_probability > 0
+        self.item_trained.assign(trained)
 
     # === Item tokens ===
 
@@ -226,7 +231,8 @@ class MultimodalRetrievalModel(RetrievalModel):
     def call(self, features, training=False):
         if not (training and self.encode_catalog_per_step):
             return super().call(features, training=training)
-        catalog = self._item_states(ops.arange(self.num_items + 1, dtype="int32"), training=True)
+        # every row of the tables (spare rows included): the traced step then holds for a catalog grown in place
+        catalog = self._item_states(ops.arange(self.item_trained.shape[0], dtype="int32"), training=True)
         users = self._finish(self._user_vector(self.user_state(features, training=True, catalog=catalog)))
         items = self._finish(ops.take(catalog["vector"], ops.cast(features["item_id"], "int32"), axis=0))
         return {"user_embedding": users, "item_embedding": items}

@@ -25,6 +25,9 @@ class RetrievalModel(keras.Model):
     """
 
     uses_history = False
+    # True where the training step reads no catalog size, so an update may grow the tables in place
+    # (mmrec_tf.update.grow_in_place): the user and item tables are the only weights sized by the vocabularies
+    grows_in_place = False
 
     def __init__(self, num_users: int, num_items: int, temperature: float | None = None,
                  logq_correction: bool = False, remove_accidental_hits: bool = False,

@@ -27,6 +27,8 @@ class TwoTower(RetrievalModel):
     ((2, 4), (2, 4))
     """
 
+    grows_in_place = True
+
     def __init__(self, num_users: int, num_items: int, embedding_dim: int = 32, **kwargs):
         super().__init__(num_users=num_users, num_items=num_items, **kwargs)
         self.embedding_dim = embedding_dim
