@@ -15,9 +15,11 @@ Training time is the wall time from a window's data to a model ready to
 serve, counted alike for both (:mod:`mmrec_tf.evaluation.rolling`: examples,
 feature space and model building included, evaluation excluded).
 
-Run (lstm_two_tower on ML-100K, 3 seeds: 31 minutes measured, 7 to 15 minutes a seed, on 2 CPU cores
-shared with other jobs):
-    python benchmarks/rolling_update.py --results runs/rolling_update.json --only lstm_two_tower@movielens-100k
+Run (one seed per process, six processes at once on 2 CPU cores shared with other jobs: 27 to 28 minutes a
+seed of lstm_two_tower on ML-100K, 21 to 22 of concat_fusion on ML-100K-mm), then table them together:
+    python benchmarks/rolling_update.py --only lstm_two_tower@movielens-100k --seeds 1 --first-seed 0 \
+        --results runs/lstm-0.json   # and 1, 2; concat_fusion@movielens-100k-mm likewise
+    python benchmarks/rolling_update.py --summary-only --results runs/lstm-0.json,runs/lstm-1.json,...
 """
 
 from __future__ import annotations

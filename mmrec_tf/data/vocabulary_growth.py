@@ -210,7 +210,7 @@ def with_spare_rows(space: FeatureSpace, users: int, items: int) -> FeatureSpace
     >>> from mmrec_tf.data.sources import make_synthetic
     >>> space = FeatureSpace.build(make_synthetic(num_users=4, num_items=6, num_clusters=2))
     >>> padded = with_spare_rows(space, users=2, items=3)
-    >>> padded.num_users, padded.num_items, padded.item_features["genres"].values[7:].sum()
+    >>> padded.num_users, padded.num_items, float(padded.item_features["genres"].values[7:].sum())
     (6, 9, 0.0)
     """
     def padded(tables: dict[str, FeatureTable], count: int) -> dict[str, FeatureTable]:
