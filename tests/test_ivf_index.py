@@ -77,9 +77,14 @@ def test_new_items_join_the_partitions_trained_on_the_known_ones(catalog):
     known = IVFIndex(items[:1500], k=5, nlist=8)
     grown = IVFIndex(items, k=5, nlist=8, training_rows=np.arange(1500))
     np.testing.assert_array_equal(grown.centroids.numpy(), known.centroids.numpy())
-    offsets, slots = grown.offsets.numpy(), grown.slot_positions.numpy()
-    partition = np.repeat(np.arange(8), np.diff(offsets))
-    np.testing.assert_array_equal(partition[np.argsort(slots[:-1])], nearest_centroids(items, known.centroids.numpy()))
+    offsets, slots = grown.block_offsets.numpy(), grown.slot_positions.numpy()
+    # partition p is blocks offsets[p]:offsets[p + 1]; slot -1 pads a block
+    members = [slots[start:end][slots[start:end] >= 0] for start, end in zip(offsets[:-1], offsets[1:])]
+    partition_of_item = np.empty(len(items), np.int64)
+    for label, positions in enumerate(members):
+        partition_of_item[positions] = label
+    np.testing.assert_array_equal(partition_of_item, nearest_centroids(items, known.centroids.numpy()))
+    assert (slots[-1] == -1).all() and sorted(np.concatenate(members)) == list(range(len(items)))
 
 
 def test_clustering_is_deterministic_and_empty_batches_work(catalog):
@@ -105,11 +110,11 @@ def test_index_specs_and_bad_options():
 
 
 def item_tables(version_dir, num_items: int) -> list[str]:
-    """``dtype shape`` of every saved variable with a row per catalog item (or more)."""
+    """``dtype shape`` of every saved table of vectors (2-D or more) with a vector per catalog item (or more)."""
     reader = tf.train.load_checkpoint(str(version_dir / "variables" / "variables"))
     shapes, dtypes = reader.get_variable_to_shape_map(), reader.get_variable_to_dtype_map()
     return sorted(f"{dtypes[name].name} {shapes[name]}" for name in shapes
-                  if len(shapes[name]) == 2 and shapes[name][0] >= num_items)
+                  if len(shapes[name]) >= 2 and np.prod(shapes[name][:-1]) >= num_items and shapes[name][-1] == 8)
 
 
 def test_ivf_export_is_servable_by_stock_tensorflow_and_equals_brute_force(tmp_path):
@@ -125,9 +130,11 @@ def test_ivf_export_is_servable_by_stock_tensorflow_and_equals_brute_force(tmp_p
     exports = {index: export_model(model, space, tmp_path, index.split(":")[0], k=10, index=index)
                for index in ("brute_force", "ivf:nlist=8,nprobe=8", "bfloat16")}
     # one item table per precision: the model's float32 one (the re-rank reads it) and the index's bfloat16 one
-    for name in ("ivf:nlist=8,nprobe=8", "bfloat16"):
-        rows = 320 if name == "bfloat16" else 301  # bfloat16: padded to chunks of 64; ivf: one padding row
-        assert item_tables(exports[name], 300) == [f"bfloat16 [{rows}, 8]", "float32 [301, 8]"], name
+    assert item_tables(exports["bfloat16"], 300) == ["bfloat16 [320, 8]", "float32 [301, 8]"]  # chunks of 64
+    # ivf: blocks of 32 rows, each partition padded to whole blocks, plus one padding block
+    ivf = tf.saved_model.load(str(exports["ivf:nlist=8,nprobe=8"]))
+    blocks = int(ivf.index.block_offsets.numpy()[-1]) + 1
+    assert item_tables(exports["ivf:nlist=8,nprobe=8"], 300) == [f"bfloat16 [{blocks}, 32, 8]", "float32 [301, 8]"]
     report = serve_check(tmp_path / "ivf", batch_sizes=(1,), repeats=1)
     assert report["servable"], report
     assert report["ops"]["unregistered"] == [] and report["unexpected_modules"] == []
