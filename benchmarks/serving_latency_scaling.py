@@ -136,7 +136,7 @@ def export_one(args) -> None:
 
     items, users, _ = synthetic_catalog(args.structure, args.size, args.dim, args.centres, args.spread)
     model, space = catalog_model(items, users)
-    del items
+    del items, users
     started = time.perf_counter()
     folder = export_model(model, space, args.export_dir, args.index.split(":")[0], k=K, index=args.index)
     seconds = time.perf_counter() - started
@@ -217,15 +217,7 @@ def benchmark_size(structure: str, size: int, out: pathlib.Path, args) -> dict:
     exact = np.concatenate([exact_top_k(items, users, histories, recall_rows[s:s + 32])
                             for s in range(0, RECALL_USERS, 32)])
     calls_by_variant = {}
-    for index in indexes:
-        signature = tf.saved_model.load(exports[index]["folder"]).signatures["retrieve"]
-        found = np.concatenate([positions_of(signature(**requests(recall_rows[s:s + 32], histories))["item_ids"]
-                                             .numpy()) for s in range(0, RECALL_USERS, 32)])
-        label = index if index != "ivf" else f"ivf (nlist={default_num_partitions(size)}, " \
-                                             f"nprobe={default_num_probes(default_num_partitions(size))})"
-        stats[label] = {"recall": recall(found, exact), "export": exports[index]}
-        calls_by_variant[label] = ("export", signature)
-    if size in args.sweep_sizes:
+    if size in args.sweep_sizes:  # built before the exports are loaded, so the catalog can go first
         index = IVFIndex(items, k=K)
         for nprobe in args.nprobes:
             search = tf.function(lambda queries, excluded, nprobe=nprobe: index.search(queries, excluded, nprobe))
@@ -235,7 +227,16 @@ def benchmark_size(structure: str, size: int, out: pathlib.Path, args) -> dict:
             label = f"ivf index only, nprobe={nprobe}"
             stats[label] = {"recall": recall(found, exact), "nprobe": nprobe, "nlist": index.nlist}
             calls_by_variant[label] = ("index", search)
-    del items
+    del items  # before loading the exports: at 10M items each holds 3.8 GB of tables
+    for index in indexes:
+        exports[index]["loaded"] = tf.saved_model.load(exports[index]["folder"])
+        signature = exports[index]["loaded"].signatures["retrieve"]
+        found = np.concatenate([positions_of(signature(**requests(recall_rows[s:s + 32], histories))["item_ids"]
+                                             .numpy()) for s in range(0, RECALL_USERS, 32)])
+        label = index if index != "ivf" else f"ivf (nlist={default_num_partitions(size)}, " \
+                                             f"nprobe={default_num_probes(default_num_partitions(size))})"
+        stats[label] = {"recall": recall(found, exact), "export": exports[index]}
+        calls_by_variant[label] = ("export", signature)
     for label in calls_by_variant:
         stats[label]["timings"] = {}
     for batch in BATCHES:
@@ -261,7 +262,7 @@ def table_rows(structure: str, size: int, stats: dict) -> list[list[str]]:
     p50 = {label: {b: float(np.median(s["timings"][b])) for b in BATCHES} for label, s in stats.items()}
     p99 = {label: {b: float(np.percentile(s["timings"][b], 99)) for b in BATCHES} for label, s in stats.items()}
     rows = []
-    for label, values in stats.items():
+    for label, values in sorted(stats.items(), key=lambda item: "index only" in item[0]):
         export = values.get("export")
         rows.append([structure, f"{size:,}", label,
                      *[f"{p50[label][b]:.2f} / {p99[label][b]:.2f}" for b in BATCHES],
@@ -337,28 +338,34 @@ def main() -> None:
                 results[(structure, size)] = benchmark_size(structure, size, out, args)
                 if args.out is None:
                     shutil.rmtree(out / f"{structure}_{size}", ignore_errors=True)
+                report({(structure, size): results[(structure, size)]}, args)
+                plot(results, pathlib.Path(args.plot))
     finally:
         if args.out is None:
             shutil.rmtree(out, ignore_errors=True)
-    print(f"\nload average after: {os.getloadavg()[0]:.2f}; p50 / p99 in ms, exports' calls interleaved (numpy in "
-          f"its own phase), outputs fetched; K = {K}, histories of {HISTORY} items excluded; peak RSS of the "
-          f"child process that built the catalog, the model and the export; own peak RSS "
-          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2:.2f} GB\n")
+    print(f"\nAll catalogs (own peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2:.2f} GB):")
+    report(results, args)
+    print(f"\nplot: {args.plot}")
+
+
+def report(results: dict, args) -> None:
+    """The latency table of ``results`` and, for the clustered sweep sizes, p50 and recall against nprobe."""
+    print(f"\nload average now: {os.getloadavg()[0]:.2f}; p50 / p99 in ms, exports' calls interleaved (numpy in its "
+          f"own phase), outputs fetched; K = {K}, histories of {HISTORY} items excluded; peak RSS of the child "
+          f"process that built the catalog, the model and the export\n")
     rows = [row for (structure, size), stats in results.items() for row in table_rows(structure, size, stats)]
     print_table(["catalog", "items", "variant", "B=1 p50 / p99", "B=32 p50 / p99", "B=1 / bfloat16",
                  "B=32 / bfloat16", "B=1 / numpy", "B=32 / numpy", "recall@100", "export s", "disk MB",
                  "peak RSS GB"], rows)
-    sweep = [(size, stats) for (structure, size), stats in results.items()
-             if structure == "clustered" and size in args.sweep_sizes]
-    for size, stats in sweep:
-        print(f"\nIVF index only (no SavedModel), clustered {size:,} items, p50 ms and recall@100 against nprobe:\n")
+    for (structure, size), stats in results.items():
+        if size not in args.sweep_sizes:
+            continue
+        print(f"\nIVF index only (no SavedModel), {structure} {size:,} items, p50 ms and recall@100 against "
+              f"nprobe:\n")
         print_table(["nlist", "nprobe", "B=1 p50", "B=32 p50", "recall@100"],
                     [[str(s["nlist"]), str(s["nprobe"]), f"{np.median(s['timings'][1]):.2f}",
                       f"{np.median(s['timings'][32]):.2f}", f"{s['recall']:.4f}"]
                      for s in stats.values() if "nprobe" in s])
-    plot(results, pathlib.Path(args.plot))
-    print(f"\nplot: {args.plot}")
-
 
 if __name__ == "__main__":
     main()

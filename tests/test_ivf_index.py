@@ -130,6 +130,7 @@ def test_ivf_export_is_servable_by_stock_tensorflow_and_equals_brute_force(tmp_p
     exports = {index: export_model(model, space, tmp_path, index.split(":")[0], k=10, index=index)
                for index in ("brute_force", "ivf:nlist=8,nprobe=8", "bfloat16")}
     # one item table per precision: the model's float32 one (the re-rank reads it) and the index's bfloat16 one
+    assert item_tables(exports["brute_force"], 300) == ["float32 [301, 8]"]  # it scores the model's table
     assert item_tables(exports["bfloat16"], 300) == ["bfloat16 [320, 8]", "float32 [301, 8]"]  # chunks of 64
     # ivf: blocks of 32 rows, each partition padded to whole blocks, plus one padding block
     ivf = tf.saved_model.load(str(exports["ivf:nlist=8,nprobe=8"]))

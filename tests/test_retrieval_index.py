@@ -45,9 +45,22 @@ def test_brute_force_is_the_exact_top_k_without_excluded_items():
     np.testing.assert_allclose(scores, [[2.0, 1.0, -1.5], [0.0, -0.5, -1.0]])
 
 
+def test_brute_force_over_a_shared_item_table_scores_it_and_never_returns_its_padding_row():
+    items = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [-1.0, 0.5]], np.float32)
+    # row 0 (padding) would be the best match of both queries if it were a catalog item
+    table = tf.Variable(np.concatenate([[[9.0, 9.0]], items]).astype(np.float32))
+    index = BruteForceIndex(items, k=3, item_table=lambda: table)
+    assert not hasattr(index, "embeddings")  # no float32 copy of its own
+    positions, scores = search(index, [[2.0, 1.0], [0.0, -1.0]], [[2, -1], [-1, -1]])
+    assert positions.tolist() == [[0, 1, 3], [0, 3, 1]]
+    np.testing.assert_allclose(scores, [[2.0, 1.0, -1.5], [0.0, -0.5, -1.0]])
+
+
 def test_slots_without_an_eligible_item_are_empty_never_an_excluded_item():
     items = np.eye(3, dtype=np.float32)
-    for index in (BruteForceIndex(items, k=3), BFloat16Index(items, k=3, chunk_size=2)):
+    table = tf.Variable(np.concatenate([np.zeros((1, 3)), items]).astype(np.float32))
+    for index in (BruteForceIndex(items, k=3), BFloat16Index(items, k=3, chunk_size=2),
+                  BruteForceIndex(items, k=3, item_table=lambda: table)):
         positions, scores = search(index, [[1.0, 2.0, 3.0], [1.0, 1.0, 1.0]], [[2, 0, 0], [-1, -1, -1]])
         assert positions.tolist() == [[1, -1, -1], [0, 1, 2]], type(index).__name__
         assert scores[0, 0] == 2.0 and np.isneginf(scores[0, 1:]).all()
@@ -111,13 +124,18 @@ def test_recall_of_bfloat16_index_on_normalised_random_embeddings():
     assert recall >= 0.99
 
 
-def test_auto_picks_brute_force_below_the_threshold_and_never_the_approximate_ivf(monkeypatch):
-    items = np.ones((10, 2), np.float32)
+def test_auto_picks_brute_force_then_bfloat16_then_ivf_by_catalog_size(monkeypatch):
+    items = np.random.default_rng(0).normal(size=(10, 2)).astype(np.float32)
+    assert index_choice.AUTO_EXACT_MAX_ITEMS < index_choice.AUTO_IVF_MIN_ITEMS
     assert make_retrieval_index("auto", items, k=3).kind == "brute_force"
     monkeypatch.setattr(index_choice, "AUTO_EXACT_MAX_ITEMS", 10)
     assert make_retrieval_index("auto", items, k=3).kind == "bfloat16"
-    monkeypatch.setattr(index_choice, "AUTO_EXACT_MAX_ITEMS", 1)
-    assert make_retrieval_index("auto", np.ones((5_000, 2), np.float32), k=3).kind == "bfloat16"
+    assert make_retrieval_index("auto", items[:9], k=3).kind == "brute_force"
+    monkeypatch.setattr(index_choice, "AUTO_IVF_MIN_ITEMS", 10)
+    assert make_retrieval_index("auto", items, k=3).kind == "ivf"
+    assert make_retrieval_index("auto", items[:9], k=3).kind == "brute_force"
+    monkeypatch.setattr(index_choice, "AUTO_EXACT_MAX_ITEMS", 5)
+    assert make_retrieval_index("auto", items[:9], k=3).kind == "bfloat16"
     assert make_retrieval_index("brute_force", items, k=3).kind == "brute_force"
     with pytest.raises(ValueError, match="index must be one of"):
         make_retrieval_index("scann", items, k=3)

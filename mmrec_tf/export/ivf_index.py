@@ -61,9 +61,8 @@ class IVFIndex(RetrievalIndex):
     * **Probe**: score the centroids (float32), keep the ``nprobe`` best.
     * **Gather** the probed partitions' blocks as a ragged range per query
       (``tf.ragged.range``), padded to a dense ``[B, W]`` block list with the
-      padding block, ``W`` = the most blocks any query of the batch probes.
-      Gathering 4 KiB blocks instead of 128-byte rows made this step about
-      3x faster at batch 32 (``benchmarks/serving_latency_scaling.py``).
+      padding block, ``W`` = the most blocks any query of the batch probes
+      (one gather index per 32 rows instead of one per row).
     * **Score** the block in bfloat16, keep a shortlist of the
       ``shortlist_size`` best (plus one slot per excluded item), **re-rank**
       it exactly in float32, drop the history, return the top ``k``.

@@ -75,6 +75,15 @@ class RetrievalModel(keras.Model):
                  for s in range(0, len(indices), batch_size)]
         return np.concatenate(parts, axis=0).astype(np.float32)
 
+    def item_table(self):
+        """The float32 variable whose row ``i`` is ``encode_items(i)`` for every item index, if the item tower is one.
+
+        ``None`` here (towers that compute item vectors); a model whose item
+        tower is a plain float32 lookup returns its table, which a brute-force
+        export then scores directly instead of storing a second copy.
+        """
+        return None
+
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         probability = x.get("item_probability") if self.logq_correction else None
         if self.logq_correction and probability is None:

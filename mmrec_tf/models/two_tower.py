@@ -45,5 +45,21 @@ class TwoTower(RetrievalModel):
     def encode_items(self, item_index, training=False):
         return self.item_embedding(ops.cast(item_index, "int32"))
 
+    def item_table(self):
+        """The item embedding variable (row ``i`` = item index ``i``) when lookups return it unchanged (float32).
+
+        Example:
+        >>> model = TwoTower(num_users=5, num_items=7, embedding_dim=4)
+        >>> model.build()
+        >>> tuple(model.item_table().shape)
+        (8, 4)
+        """
+        if not self.item_embedding.built:
+            self.build()
+        embedding = self.item_embedding
+        if embedding.compute_dtype != "float32" or embedding.embeddings.dtype != "float32":
+            return None
+        return embedding.embeddings
+
     def get_config(self):
         return {**super().get_config(), "embedding_dim": self.embedding_dim}
