@@ -218,14 +218,14 @@ def benchmark_size(structure: str, size: int, out: pathlib.Path, args) -> dict:
                             for s in range(0, RECALL_USERS, 32)])
     calls_by_variant = {}
     if size in args.sweep_sizes:  # built before the exports are loaded, so the catalog can go first
-        index = IVFIndex(items, k=K)
+        ivf_index = IVFIndex(items, k=K)
         for nprobe in args.nprobes:
-            search = tf.function(lambda queries, excluded, nprobe=nprobe: index.search(queries, excluded, nprobe))
+            search = tf.function(lambda queries, excluded, nprobe=nprobe: ivf_index.search(queries, excluded, nprobe))
             found = np.concatenate([search(tf.constant(users[recall_rows[s:s + 32]]),
                                            tf.constant(histories[recall_rows[s:s + 32]], tf.int32))[0].numpy()
                                     for s in range(0, RECALL_USERS, 32)])
             label = f"ivf index only, nprobe={nprobe}"
-            stats[label] = {"recall": recall(found, exact), "nprobe": nprobe, "nlist": index.nlist}
+            stats[label] = {"recall": recall(found, exact), "nprobe": nprobe, "nlist": ivf_index.nlist}
             calls_by_variant[label] = ("index", search)
     del items  # before loading the exports: at 10M items each holds 3.8 GB of tables
     for index in indexes:

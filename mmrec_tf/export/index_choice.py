@@ -1,13 +1,21 @@
 """Which retrieval index an export builds: :func:`make_retrieval_index` by name, ``"auto"`` by catalog size.
 
-``"auto"`` picks among the exact-ranking indexes only: brute force below
-:data:`AUTO_EXACT_MAX_ITEMS` items, the bfloat16 scan with its float32 re-rank
-from there on (recall@100 1.000 against exact float32 at 1M items in
-``benchmarks/serving_latency.py``). It does not pick the IVF index: IVF is
-approximate (its recall depends on how the catalog clusters and on
-``nprobe``), and the catalog sizes where it beats the bfloat16 scan at every
-batch size have not been measured here yet, so trading recall for latency
-stays the user's call (``--index ivf``).
+``"auto"`` picks brute force below :data:`AUTO_EXACT_MAX_ITEMS` items, the
+bfloat16 scan with its exact float32 re-rank from there, and the IVF index
+from :data:`AUTO_IVF_MIN_ITEMS` items. The IVF threshold comes from
+``nice -n 10 python benchmarks/serving_latency_scaling.py`` (2 shared cores,
+load 3.5-26, p50 ratios to the bfloat16 export of the same run, README "Serving"):
+
+* 100,000 items: IVF (nlist 256, nprobe 8) was faster (0.44x / 0.41x at
+  batch 1 / 32, clustered) but its recall@100 was 0.50 (clustered, 24 items
+  per centre) and 0.21 (random): not picked, the bfloat16 scan is exact.
+* 1,000,000 items, clustered: IVF (nlist 1024, nprobe 8) 1.60 / 12.88 ms
+  p50 at batch 1 / 32, 0.14x / 0.34x of the bfloat16 export's, recall@100
+  0.9961: picked from here.
+* 1,000,000 items, random (no cluster structure): IVF 0.02x / 0.16x of the
+  bfloat16 export's p50 but recall@100 0.147: on a catalog without cluster
+  structure ``auto`` trades most of the recall away; export with
+  ``--index bfloat16`` there (or a larger ``nprobe``, see the sweep).
 
 This module imports the three index classes; they import only
 :mod:`~mmrec_tf.export.retrieval_index`, so the two never import each other.
@@ -29,21 +37,27 @@ from mmrec_tf.export.retrieval_index import RetrievalIndex, parse_index_spec
 # CPU (dim 64, K 100, batch 32): 50,000 items 9.3 ms exact vs 9.9 ms bfloat16; 100,000 items
 # 16 vs 11 ms; 200,000 items 29 vs 13 ms; at batch 1 the two are equal up to 200,000 items.
 AUTO_EXACT_MAX_ITEMS = 100_000
+# Catalogs with at least this many items get the IVF index from "auto" (see the module docstring).
+AUTO_IVF_MIN_ITEMS = 1_000_000
 
 
 def make_retrieval_index(spec: str, embeddings: np.ndarray, k: int, training_rows: np.ndarray | None = None,
-                         exact_vectors: Callable[[tf.Tensor], tf.Tensor] | None = None) -> RetrievalIndex:
+                         exact_vectors: Callable[[tf.Tensor], tf.Tensor] | None = None,
+                         item_table: Callable[[], tf.Tensor] | None = None) -> RetrievalIndex:
     """The retrieval index ``spec`` (a kind of :data:`INDEX_KINDS`, see :func:`parse_index_spec`) over ``embeddings``.
 
     ``"auto"`` is :class:`~mmrec_tf.export.brute_force_index.BruteForceIndex`
-    for catalogs below :data:`AUTO_EXACT_MAX_ITEMS` items and
-    :class:`~mmrec_tf.export.bfloat16_index.BFloat16Index` from there on.
-    ``"auto"`` never picks the approximate :class:`~mmrec_tf.export.ivf_index.IVFIndex`:
-    ask for ``"ivf"`` by name (see the module docstring for why). ``training_rows`` (IVF only): the rows its partitions are
-    trained on; the other rows are only assigned to them. ``exact_vectors``
+    for catalogs below :data:`AUTO_EXACT_MAX_ITEMS` items,
+    :class:`~mmrec_tf.export.bfloat16_index.BFloat16Index` below
+    :data:`AUTO_IVF_MIN_ITEMS` and the approximate
+    :class:`~mmrec_tf.export.ivf_index.IVFIndex` from there on (see the module
+    docstring for the measurements). ``training_rows`` (IVF only): the rows its
+    partitions are trained on; the other rows are only assigned to them. ``exact_vectors``
     (bfloat16 and IVF, which read float32 vectors only to re-rank a
     shortlist): catalog positions -> float32 embeddings, used instead of a
-    float32 copy of ``embeddings``.
+    float32 copy of ``embeddings``. ``item_table`` (brute force only): the
+    float32 ``[N + 1, D]`` table it scores instead of a copy (see
+    :class:`~mmrec_tf.export.brute_force_index.BruteForceIndex`).
 
     Example:
 
@@ -57,9 +71,10 @@ def make_retrieval_index(spec: str, embeddings: np.ndarray, k: int, training_row
     """
     kind, options = parse_index_spec(spec)
     if kind == "auto":
-        kind = "brute_force" if len(embeddings) < AUTO_EXACT_MAX_ITEMS else "bfloat16"
+        kind = ("brute_force" if len(embeddings) < AUTO_EXACT_MAX_ITEMS
+                else "bfloat16" if len(embeddings) < AUTO_IVF_MIN_ITEMS else "ivf")
     if kind == "ivf":
         return IVFIndex(embeddings, k=k, training_rows=training_rows, exact_vectors=exact_vectors, **options)
     if kind == "bfloat16":
         return BFloat16Index(embeddings, k=k, exact_vectors=exact_vectors)
-    return BruteForceIndex(embeddings, k=k)
+    return BruteForceIndex(embeddings, k=k, item_table=item_table)
