@@ -9,8 +9,8 @@ load 3.5-26, p50 ratios to the bfloat16 export of the same run, README "Serving"
 * 100,000 items: IVF (nlist 256, nprobe 8) was faster (0.44x / 0.41x at
   batch 1 / 32, clustered) but its recall@100 was 0.50 (clustered, 24 items
   per centre) and 0.21 (random): not picked, the bfloat16 scan is exact.
-* 1,000,000 items, clustered: IVF (nlist 1024, nprobe 8) 1.60 / 12.88 ms
-  p50 at batch 1 / 32, 0.14x / 0.34x of the bfloat16 export's, recall@100
+* 1,000,000 items, clustered: IVF (nlist 1024, nprobe 8) 1.68 / 9.04 ms
+  p50 at batch 1 / 32, 0.12x / 0.40x of the bfloat16 export's, recall@100
   0.9961: picked from here.
 * 1,000,000 items, random (no cluster structure): IVF 0.02x / 0.16x of the
   bfloat16 export's p50 but recall@100 0.147: on a catalog without cluster
