@@ -129,8 +129,27 @@ def _history_default() -> str:
     return inspect.signature(build_rating_examples).parameters["history"].default
 
 
-def _ranking_examples(split: Split, space: FeatureSpace, max_history: int, spec: LabelSpec,
-                      history: str | None, seed: int) -> dict[str, Examples]:
+def labelled_examples(split: Split, space: FeatureSpace, max_history: int, spec: LabelSpec,
+                      history: str | None = None, seed: int = 0) -> dict[str, Examples]:
+    """Ranking examples of every split of ``split``, labelled by ``spec``: the one labelling rule.
+
+    :func:`prepare_data` and :func:`~mmrec_tf.update.update_examples` both
+    call it, so a run and its updates label alike. A ``sampled`` spec makes
+    every interaction a positive followed by ``spec.negatives`` random items
+    the user never touched (drawn with ``seed``); other specs threshold or
+    check a column (:func:`~mmrec_tf.data.labels.build_rating_examples`, with
+    ``history`` as its history rule unless None).
+
+    Example:
+    >>> from mmrec_tf.data.label_spec import parse_label
+    >>> ds = load_dataset("synthetic", num_users=20, num_items=12, num_clusters=2)
+    >>> split = make_split(ds, "temporal_fraction", test_fraction=0.2)
+    >>> space = FeatureSpace.build(ds)
+    >>> examples = labelled_examples(split, space, 5, parse_label("sampled"))
+    >>> labels = examples["train"].extras["label"]
+    >>> labels[:4].tolist(), len(labels) == 2 * int((split.log["split"] == "train").sum())
+    ([1.0, 0.0, 1.0, 0.0], True)
+    """
     if spec.negatives:
         if history not in (None, "all"):
             raise ValueError(f"data.history {history!r}: with data.label {spec.text!r} every interaction is a "
@@ -194,7 +213,7 @@ def prepare_data(dataset: Dataset, split: str | None = None, max_history: int = 
         examples = build_examples(split_log, space, max_history)
         return PreparedData(dataset, split_log, space, examples, max_history, split_options=dict(split_options))
     spec = parse_label(label if label is not None else default_label(dataset))
-    examples = _ranking_examples(split_log, space, max_history, spec, history, seed)
+    examples = labelled_examples(split_log, space, max_history, spec, history, seed)
     if spec.negatives:
         history = "all"
     return PreparedData(dataset, split_log, space, examples, max_history, task=task, label=spec.text,

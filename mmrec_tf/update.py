@@ -47,13 +47,12 @@ import pandas as pd
 from mmrec_tf.data.dataset import Dataset
 from mmrec_tf.data.feature_space import FeatureSpace
 from mmrec_tf.data.label_spec import parse_label
-from mmrec_tf.data.labels import build_rating_examples, build_sampled_examples
 from mmrec_tf.data.pipeline import Examples, build_examples
 from mmrec_tf.data.splits import Split
 from mmrec_tf.data.sources import load_dataset
 from mmrec_tf.data.vocabulary_growth import (VocabularyGrowth, grow_space, id_type_difference, schema_difference,
                                               with_spare_rows)
-from mmrec_tf.experiment import MODEL_FILE, RUN_FILE, SPACE_FOLDER, load_run, load_run_data
+from mmrec_tf.experiment import MODEL_FILE, RUN_FILE, SPACE_FOLDER, labelled_examples, load_run, load_run_data
 from mmrec_tf.layers.item_feature_encoder import table_arrays
 from mmrec_tf.registry import accepted_arguments
 from mmrec_tf.training import TrainingConfig, train_model
@@ -301,16 +300,10 @@ def update_examples(space: FeatureSpace, seen: pd.DataFrame, new: pd.DataFrame, 
     """
     log, is_new = _ordered_log(seen, new)
     split = Split(log=log, method="update")
-    if task == "ranking" and parse_label(label).negatives:
-        negatives = parse_label(label).negatives
-        everything = build_sampled_examples(split, space, max_history, negatives)["train"]
-        is_new = np.repeat(is_new, 1 + negatives)  # each interaction is followed by its negatives
-    elif task == "ranking":
+    if task == "ranking":
         spec = parse_label(label)
-        options = {"max_history": max_history, "threshold": spec.threshold, "column": spec.column}
-        if history is not None:
-            options["history"] = history
-        everything = build_rating_examples(split, space, **options)["train"]
+        everything = labelled_examples(split, space, max_history, spec, history)["train"]
+        is_new = np.repeat(is_new, 1 + spec.negatives)  # each interaction is followed by its negatives
     else:
         everything = build_examples(split, space, max_history)["train"]
     new_examples = Examples(everything.user_id[is_new], everything.item_id[is_new], everything.history[is_new],
