@@ -128,3 +128,34 @@ def _saved(model, folder):
     path = folder / "model.keras"
     model.save(path)
     return path
+
+
+def test_attention_scores_are_the_causal_softmax_of_the_first_block_in_history_order(tiny_space):
+    """attention_scores(history)[0] equals softmax(q k^T / sqrt(d)) computed by hand from block 0's weights."""
+    model = create_model("sasrec", space=tiny_space, dropout=0.0, **TINY)
+    history = np.array([[3, 7, 1, 9, 0, 0], [5, 2, 8, 4, 6, 1]], "int32")
+    scores = [keras.ops.convert_to_numpy(s) for s in model.attention_scores(history)]
+    assert len(scores) == TINY["num_blocks"]
+    for block in scores:
+        assert block.shape == (2, TINY["num_heads"], 6, 6)
+        assert np.all(np.triu(np.ones((6, 6)), k=1)[None, None] * block == 0)  # nothing above the diagonal
+        np.testing.assert_allclose(block[0].sum(axis=-1), np.tile([1, 1, 1, 1, 0, 0], (2, 1)), atol=1e-5)
+        np.testing.assert_allclose(block[1].sum(axis=-1), np.ones((2, 6)), atol=1e-5)
+        assert np.all(block[0, :, 4:] == 0) and np.all(block[0, :, :, 4:] == 0)  # padding rows and columns
+    # by hand for the short row: items sit in the last 4 of the 6 learned positions (SASRec pads on the left)
+    block = model.blocks[0]
+    items = keras.ops.convert_to_numpy(model.item_encoder(history[:1, :4]))
+    positions = keras.ops.convert_to_numpy(model.position_embedding.position_embeddings)[-4:]
+    normed = block._self_attention_layer_norm(items + positions)
+    attention = block._self_attention_layer
+    query = keras.ops.convert_to_numpy(attention._query_dense(normed))[0]  # [L, H, d]
+    key = keras.ops.convert_to_numpy(attention._key_dense(normed))[0]
+    logits = np.einsum("thd,shd->hts", query, key) / np.sqrt(query.shape[-1])
+    logits = np.where(np.tril(np.ones((4, 4), bool))[None], logits, -np.inf)
+    expected = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    expected /= expected.sum(axis=-1, keepdims=True)
+    np.testing.assert_allclose(scores[0][0, :, :4, :4], expected, rtol=1e-4, atol=1e-6)
+    # the same items given with scattered padding attend the same way
+    scattered = keras.ops.convert_to_numpy(model.attention_scores(
+        model._recent(np.array([[0, 3, 7, 0, 1, 9]], "int32")))[0])
+    np.testing.assert_allclose(scattered[0], scores[0][0], rtol=1e-5, atol=1e-6)

@@ -113,6 +113,35 @@ class SASRec(RetrievalModel):
         position, whatever the history length; states come back in the
         history's own order (oldest first, padding at the end).
         """
+        return self._encode(history, training=training)[0]
+
+    def attention_scores(self, history, training=False):
+        """Each block's attention over a compact history ``[B, L]``: a list of ``num_blocks`` ``[B, H, L, L]``.
+
+        ``scores[b][n, h, t, s]`` is how much position ``t`` of row ``n``
+        attends to position ``s`` in head ``h`` of block ``b``, in the
+        history's own order (oldest first, padding at the end, as
+        :meth:`encode_sequence` takes it). Causal: 0 above the diagonal, so an
+        item never looks at a later one. A present item's row sums to 1 over
+        the present items; rows and columns of padding are 0. The user vector
+        is the last present item's state, so that item's row of the last block
+        is what the user vector finally looked at.
+
+        Example:
+        >>> import numpy as np
+        >>> model = SASRec(num_users=5, num_items=7, embedding_dim=8, num_heads=2, num_blocks=1, max_history=4)
+        >>> (scores,) = model.attention_scores(np.array([[3, 1, 6, 0]]))
+        >>> tuple(scores.shape)
+        (1, 2, 4, 4)
+        >>> np.round(np.asarray(scores)[0, 0].sum(axis=-1), 4).tolist()  # three items, one padding slot
+        [1.0, 1.0, 1.0, 0.0]
+        >>> float(np.asarray(scores)[0, 0, 0, 1])  # the oldest item cannot see the next one
+        0.0
+        """
+        return self._encode(history, training=training, with_scores=True)[1]
+
+    def _encode(self, history, training=False, with_scores=False):
+        """States ``[B, L, D]`` in history order and, ``with_scores``, each block's attention in history order."""
         history = ops.cast(history, "int32")
         width = ops.shape(history)[1]
         slots = ops.expand_dims(ops.arange(width, dtype="int32"), 0)
@@ -128,10 +157,28 @@ class SASRec(RetrievalModel):
         present = ops.expand_dims(ops.not_equal(aligned, 0), 1)
         own = ops.expand_dims(ops.eye(width, dtype="bool"), 0)
         mask = ops.cast(ops.logical_and(causal, ops.logical_or(present, own)), "int32")
+        back = ops.minimum(slots + shift, width - 1)  # history position -> aligned slot
+        scores = []
         for block in self.blocks:
-            states = block(states, attention_mask=mask, training=training)
-        back = ops.expand_dims(ops.minimum(slots + shift, width - 1), -1)
-        return ops.take_along_axis(self.output_norm(states), back, axis=1)
+            if with_scores:
+                states, block_scores = block(states, attention_mask=mask, training=training,
+                                             return_attention_scores=True)
+                scores.append(self._in_history_order(block_scores, back, history))
+            else:
+                states = block(states, attention_mask=mask, training=training)
+        states = ops.take_along_axis(self.output_norm(states), ops.expand_dims(back, -1), axis=1)
+        return states, scores
+
+    @staticmethod
+    def _in_history_order(scores, back, history):
+        """``[B, H, L, L]`` scores over aligned slots -> over history positions, padding rows and columns 0."""
+        scores = ops.cast(scores, "float32")
+        heads = ops.shape(scores)[1]
+        index = ops.repeat(ops.expand_dims(back, 1), heads, axis=1)  # [B, H, L]
+        rows = ops.take_along_axis(scores, ops.expand_dims(index, -1), axis=2)
+        both = ops.take_along_axis(rows, ops.expand_dims(index, 2), axis=3)
+        present = ops.cast(ops.not_equal(history, 0), "float32")
+        return both * present[:, None, :, None] * present[:, None, None, :]
 
     def _recent(self, history):
         return most_recent_history(history, self.max_history)
