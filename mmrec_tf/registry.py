@@ -1,62 +1,21 @@
-"""The model catalog: ``register_model``, ``list_models`` and ``create_model``."""
+"""The model catalog: ``list_models`` and ``create_model``, over the registered models and the zoo.
+
+Model classes register with :func:`~mmrec_tf.model_registration.register_model`
+(re-exported here); importing :mod:`mmrec_tf.models` registers the built-in
+ones, and :mod:`mmrec_tf.zoo_entry` holds the recipes.
+"""
 
 from __future__ import annotations
 
-import dataclasses
 import fnmatch
-import inspect
 
-from mmrec_tf.errors import ConfigError
+from mmrec_tf.model_registration import (TASKS, RegisteredModel, accepted_arguments, check_arguments,
+                                         register_model, registered_models)
+from mmrec_tf.models import registered_model
+from mmrec_tf.zoo_entry import load_zoo_entries, recipe_for
 
-TASKS = ("retrieval", "ranking")
-
-
-@dataclasses.dataclass(frozen=True)
-class RegisteredModel:
-    name: str
-    cls: type
-    task: str
-    description: str
-
-
-_REGISTRY: dict[str, RegisteredModel] = {}
-
-
-def register_model(name: str, task: str):
-    """Class decorator adding a model class to the catalog under ``name``.
-
-    Example:
-    >>> import keras
-    >>> @register_model("doc_example_model", task="retrieval")
-    ... class DocExample(keras.Model):
-    ...     '''A model used only in this docstring.'''
-    >>> "doc_example_model" in list_models("doc_*")
-    True
-    """
-    if task not in TASKS:
-        raise ValueError(f"task must be one of {TASKS}, got {task!r}")
-
-    def decorate(cls):
-        if name in _REGISTRY and _REGISTRY[name].cls is not cls:
-            raise ValueError(f"model name {name!r} is already registered by {_REGISTRY[name].cls.__name__}")
-        summary = (inspect.getdoc(cls) or "").split("\n")[0]
-        _REGISTRY[name] = RegisteredModel(name, cls, task, summary)
-        cls.registry_name = name
-        cls.task_type = task
-        return cls
-
-    return decorate
-
-
-def _load_builtin_models() -> None:
-    import mmrec_tf.models  # noqa: F401  (importing registers the built-in models)
-
-
-def registered_model(name: str) -> RegisteredModel:
-    _load_builtin_models()
-    if name not in _REGISTRY:
-        raise ConfigError(f"unknown model {name!r}; known models: {sorted(_REGISTRY)}", key_path="model")
-    return _REGISTRY[name]
+__all__ = ["TASKS", "RegisteredModel", "accepted_arguments", "check_arguments", "create_model", "list_models",
+           "register_model", "registered_model"]
 
 
 def list_models(pattern: str = "*", task: str | None = None, zoo: bool = False) -> list[str]:
@@ -74,14 +33,11 @@ def list_models(pattern: str = "*", task: str | None = None, zoo: bool = False) 
     """
     if task is not None and task not in TASKS:
         raise ValueError(f"task must be one of {TASKS}, got {task!r}")
-    _load_builtin_models()
     if zoo:
-        from mmrec_tf.zoo_entry import load_zoo_entries
-
         entries = load_zoo_entries()
         names = [n for n, e in entries.items() if task is None or registered_model(e.model).task == task]
     else:
-        names = [n for n, m in _REGISTRY.items() if task is None or m.task == task]
+        names = [m.name for m in registered_models() if task is None or m.task == task]
     return sorted(n for n in names if fnmatch.fnmatchcase(n, pattern))
 
 
@@ -104,8 +60,6 @@ def create_model(name_or_entry: str, space=None, **overrides):
     8
     """
     if "." in name_or_entry:
-        from mmrec_tf.zoo_entry import recipe_for
-
         recipe = recipe_for(name_or_entry)
         arguments = {**recipe.model_arguments(), **overrides}
         registered = registered_model(recipe.model)
@@ -116,27 +70,3 @@ def create_model(name_or_entry: str, space=None, **overrides):
     if space is None:
         return registered.cls(**arguments)
     return registered.cls.from_feature_space(space, **arguments)
-
-
-def accepted_arguments(cls) -> set[str]:
-    """Constructor arguments of ``cls`` and its model base classes, plus ``from_feature_space``'s."""
-    accepted = {"name"}
-    for klass in cls.__mro__:
-        if klass.__module__.startswith("keras"):
-            break
-        for method in ("__init__", "from_feature_space"):
-            if method in klass.__dict__:
-                function = getattr(klass.__dict__[method], "__func__", klass.__dict__[method])
-                accepted |= set(inspect.signature(function).parameters)
-    return accepted - {"self", "cls", "kwargs", "args", "space"}
-
-
-def check_arguments(cls, arguments: dict, source: str, key_prefix: str = "") -> None:
-    """Reject constructor arguments ``cls`` does not take, naming the key."""
-    accepted = accepted_arguments(cls)
-    for key in arguments:
-        if key not in accepted:
-            raise ConfigError(
-                f"unknown argument for {cls.__name__}; expected one of {sorted(accepted)}",
-                key_path=f"{key_prefix}{key}", source=source,
-            )

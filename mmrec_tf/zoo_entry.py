@@ -93,7 +93,8 @@ def _check_data(data: dict, source: str) -> None:
 
 def parse_zoo_entry(content: Any, source: str) -> ZooEntry:
     """Validate a loaded YAML mapping: unknown keys and wrong types are rejected with their path."""
-    from mmrec_tf.registry import check_arguments, registered_model
+    from mmrec_tf.model_registration import check_arguments
+    from mmrec_tf.models import registered_model
 
     _check_types(content, TOP_LEVEL_KEYS, "", source)
     for key in REQUIRED_KEYS:
@@ -222,7 +223,8 @@ class Recipe:
         >>> "max_history" in recipe_for("two_tower").model_arguments(max_history=20)
         False
         """
-        from mmrec_tf.registry import accepted_arguments, registered_model
+        from mmrec_tf.model_registration import accepted_arguments
+        from mmrec_tf.models import registered_model
 
         arguments = dict(self.architecture)
         max_history = max_history if max_history is not None else self.data.get("max_history")
@@ -246,7 +248,7 @@ def recipe_for(model_or_entry: str) -> Recipe:
     >>> "item_features" in recipe_for("vbpr").architecture, "item_features" in recipe_for("vbpr.lastfm_2k_mm").architecture
     (False, True)
     """
-    from mmrec_tf.registry import registered_model
+    from mmrec_tf.models import registered_model
 
     if "." in model_or_entry:
         entry = get_zoo_entry(model_or_entry)

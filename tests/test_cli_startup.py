@@ -47,14 +47,15 @@ def test_list_and_help_do_not_import_tensorflow(arguments):
 
 def test_list_matches_the_registry_and_the_zoo(capsys):
     summaries = model_summaries()
-    assert list(summaries) == list_models()
+    builtin = [name for name in list_models() if registered_model(name).cls.__module__.startswith("mmrec_tf.models.")]
+    assert list(summaries) == builtin  # a model registered by other code (a docstring's example) is not listed
     for name, summary in summaries.items():
         registered = registered_model(name)
         assert (summary.task, summary.description) == (registered.task, registered.description)
     assert list(zoo_summaries()) == list_models(zoo=True)
     assert main(["list", "--task", "ranking"]) == 0
     listed = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
-    assert listed == list_models(task="ranking")
+    assert listed == [name for name in list_models(task="ranking") if name in summaries]
     assert main(["list", "--zoo", "--task", "retrieval", "*movielens_100k"]) == 0
     listed = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
     assert listed == list_models("*movielens_100k", task="retrieval", zoo=True)

@@ -1,4 +1,10 @@
-"""Catalog models; importing this package registers them."""
+"""Catalog models; importing this package registers them.
+
+``registered_model`` imported from here sees every built-in model (the
+imports above it have registered them).
+"""
+
+from mmrec_tf.model_registration import registered_model
 
 from mmrec_tf.models.article_lstm import ArticleLSTM
 from mmrec_tf.models.bst import BST
@@ -18,4 +24,4 @@ from mmrec_tf.models.vbpr import VBPR
 
 __all__ = ["ArticleLSTM", "BST", "ConcatFusion", "ContentOnly", "CrossAttentionFusion", "DIN", "EmbeddingMLP",
            "LSTMTwoTower", "MultimodalRetrievalModel", "Popularity", "RankingModel", "RetrievalModel", "SASRec",
-           "TwoTower", "VBPR"]
+           "TwoTower", "VBPR", "registered_model"]

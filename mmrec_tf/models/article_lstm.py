@@ -6,7 +6,7 @@ import keras
 from keras import ops
 
 from mmrec_tf.models.ranking_model import RankingModel
-from mmrec_tf.registry import register_model
+from mmrec_tf.model_registration import register_model
 
 
 @register_model("article_lstm", task="ranking")

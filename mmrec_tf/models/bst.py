@@ -7,7 +7,7 @@ from keras import ops
 from keras_hub.layers import TransformerEncoder
 
 from mmrec_tf.models.embedding_mlp import EmbeddingMLP
-from mmrec_tf.registry import register_model
+from mmrec_tf.model_registration import register_model
 
 
 @register_model("bst", task="ranking")

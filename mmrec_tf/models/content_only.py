@@ -8,7 +8,7 @@ from keras import ops
 
 from mmrec_tf.layers.history import most_recent_history
 from mmrec_tf.models.retrieval_model import RetrievalModel
-from mmrec_tf.registry import register_model
+from mmrec_tf.model_registration import register_model
 
 CONTENT_KINDS = ("vector", "multi_categorical", "numeric")
 

@@ -7,7 +7,7 @@ from keras import ops
 
 from mmrec_tf.layers.modality_cross_attention import ModalityCrossAttention
 from mmrec_tf.models.multimodal_retrieval_model import MultimodalRetrievalModel, apply_stack, build_stack, dense_stack
-from mmrec_tf.registry import register_model
+from mmrec_tf.model_registration import register_model
 
 
 @register_model("cross_attention_fusion", task="retrieval")

@@ -7,7 +7,7 @@ from keras import ops
 
 from mmrec_tf.layers.target_attention import TargetAttention
 from mmrec_tf.models.embedding_mlp import EmbeddingMLP
-from mmrec_tf.registry import register_model
+from mmrec_tf.model_registration import register_model
 
 ATTENTION_FEATURES = ("all", "content")
 

@@ -9,7 +9,7 @@ from keras import ops
 from mmrec_tf.layers.dice import activation_layer
 from mmrec_tf.layers.item_feature_encoder import ItemFeatureEncoder
 from mmrec_tf.models.ranking_model import RankingModel
-from mmrec_tf.registry import register_model
+from mmrec_tf.model_registration import register_model
 
 
 def _select_specs(available: dict, names: list[str] | None, role: str) -> dict:

@@ -7,7 +7,7 @@ from keras import ops
 
 from mmrec_tf.layers.item_feature_encoder import ItemFeatureEncoder
 from mmrec_tf.models.retrieval_model import RetrievalModel, with_item_tables
-from mmrec_tf.registry import register_model
+from mmrec_tf.model_registration import register_model
 
 
 @register_model("lstm_two_tower", task="retrieval")

@@ -11,7 +11,7 @@ from mmrec_tf.data.pipeline import make_tf_dataset, next_item_sequences, steps_p
 from mmrec_tf.layers.history import most_recent_history
 from mmrec_tf.layers.item_feature_encoder import ItemFeatureEncoder
 from mmrec_tf.models.retrieval_model import RetrievalModel, with_item_tables
-from mmrec_tf.registry import register_model
+from mmrec_tf.model_registration import register_model
 from mmrec_tf.tasks.replicas import replica_share
 
 

@@ -6,7 +6,7 @@ import keras
 from keras import ops
 
 from mmrec_tf.models.retrieval_model import RetrievalModel
-from mmrec_tf.registry import register_model
+from mmrec_tf.model_registration import register_model
 
 
 @register_model("two_tower", task="retrieval")
