@@ -125,8 +125,10 @@ def catalog_model(items: np.ndarray, users: np.ndarray):
                          item_ids, schema)
     model = create_model("two_tower", space=space, embedding_dim=items.shape[1])
     model.build()
-    model.item_embedding.embeddings.assign(np.concatenate([np.zeros((1, items.shape[1]), np.float32), items]))
-    model.user_embedding.embeddings.assign(np.concatenate([np.zeros((1, users.shape[1]), np.float32), users]))
+    for table, rows in ((model.item_embedding.embeddings, items), (model.user_embedding.embeddings, users)):
+        table.value[:1].assign(np.zeros((1, rows.shape[1]), np.float32))  # slices: no padded copy of the catalog
+        for start in range(0, len(rows), GENERATION_CHUNK):
+            table.value[1 + start:1 + start + GENERATION_CHUNK].assign(rows[start:start + GENERATION_CHUNK])
     return model, space
 
 

@@ -7,6 +7,8 @@ import tensorflow as tf
 
 from mmrec_tf.export.retrieval_index import RetrievalIndex, is_member, mark_empty_slots
 
+CAST_ROWS = 65_536  # rows converted to bfloat16 at a time
+
 
 class BFloat16Index(RetrievalIndex):
     """Scores the catalog in bfloat16, shortlists the best, re-ranks the shortlist in float32.
@@ -79,10 +81,11 @@ class BFloat16Index(RetrievalIndex):
         self.shortlist_size = shortlist_size
         self.num_chunks = -(-self.num_items // chunk_size)
         self.num_padding = self.num_chunks * chunk_size - self.num_items
-        padded = np.zeros((self.num_chunks * chunk_size, self.dim), np.float32)
-        padded[: self.num_items] = np.asarray(embeddings, np.float32)
-        self.embeddings_bfloat16 = tf.Variable(tf.cast(padded, tf.bfloat16), trainable=False,
-                                               name="catalog_item_embeddings_bfloat16")
+        padded = np.zeros((self.num_chunks * chunk_size, self.dim), tf.bfloat16.as_numpy_dtype)
+        for start in range(0, self.num_items, CAST_ROWS):  # no float32 copy of the whole catalog
+            stop = min(start + CAST_ROWS, self.num_items)
+            padded[start:stop] = np.asarray(embeddings[start:stop], np.float32)
+        self.embeddings_bfloat16 = tf.Variable(padded, trainable=False, name="catalog_item_embeddings_bfloat16")
 
     def search(self, queries: tf.Tensor, excluded: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """Top-``k`` positions and exact scores; see :class:`~mmrec_tf.export.retrieval_index.RetrievalIndex`."""

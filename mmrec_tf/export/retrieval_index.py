@@ -36,6 +36,7 @@ import tensorflow as tf
 
 INDEX_KINDS = ("auto", "brute_force", "bfloat16", "ivf")
 IVF_OPTIONS = ("nlist", "nprobe")
+FINITE_CHECK_ROWS = 65_536  # catalog rows checked for NaN / inf at a time
 
 
 class RetrievalIndex(tf.Module):
@@ -65,9 +66,10 @@ class RetrievalIndex(tf.Module):
         if embeddings.ndim != 2 or embeddings.shape[0] < 1 or embeddings.shape[1] < 1:
             raise ValueError(f"catalog embeddings must be a non-empty [num_items, dim] matrix, "
                              f"got shape {embeddings.shape}")
-        if not np.isfinite(embeddings).all():
-            row = int(np.flatnonzero(~np.isfinite(embeddings).all(axis=1))[0])
-            raise ValueError(f"catalog embedding row {row} is not finite")
+        for start in range(0, len(embeddings), FINITE_CHECK_ROWS):  # no [num_items, dim] mask of the whole catalog
+            finite = np.isfinite(embeddings[start:start + FINITE_CHECK_ROWS]).all(axis=1)
+            if not finite.all():
+                raise ValueError(f"catalog embedding row {start + int(np.flatnonzero(~finite)[0])} is not finite")
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise ValueError(f"k must be a positive int, got {k!r}")
         self.num_items, self.dim = (int(size) for size in embeddings.shape)

@@ -71,9 +71,13 @@ class RetrievalModel(keras.Model):
     def all_item_embeddings(self, batch_size: int = 8192) -> np.ndarray:
         """Embeddings of item indices ``1..num_items`` (row ``i`` is item index ``i + 1``)."""
         indices = np.arange(1, self.num_items + 1, dtype=np.int32)
-        parts = [ops.convert_to_numpy(self.encode_items(indices[s:s + batch_size]))
-                 for s in range(0, len(indices), batch_size)]
-        return np.concatenate(parts, axis=0).astype(np.float32)
+        embeddings = None
+        for start in range(0, len(indices), batch_size):  # filled in place: one float32 copy of the catalog
+            part = ops.convert_to_numpy(self.encode_items(indices[start:start + batch_size]))
+            if embeddings is None:
+                embeddings = np.empty((len(indices), part.shape[1]), np.float32)
+            embeddings[start:start + len(part)] = part
+        return embeddings
 
     def item_table(self):
         """The float32 variable whose row ``i`` is ``encode_items(i)`` for every item index, if the item tower is one.
