@@ -114,6 +114,8 @@ def item_id(position) -> str:
 
 def catalog_model(items: np.ndarray, users: np.ndarray):
     """A two_tower over ``items`` / ``users`` (row 0 of each table: the padding index) and its feature space."""
+    import keras
+
     from mmrec_tf import create_model
     from mmrec_tf.data.feature_space import FeatureSpace
     from mmrec_tf.data.schema import Feature, Schema
@@ -124,6 +126,10 @@ def catalog_model(items: np.ndarray, users: np.ndarray):
     space = FeatureSpace(Vocabulary([f"u{i}" for i in range(len(users))]), Vocabulary(item_ids), {}, {},
                          item_ids, schema)
     model = create_model("two_tower", space=space, embedding_dim=items.shape[1])
+    for layer in (model.item_embedding, model.user_embedding):
+        # the catalog overwrites the tables; Keras' random initialisation leaves several table-sized buffers
+        # resident, zeros one
+        layer.embeddings_initializer = keras.initializers.Zeros()
     model.build()
     for table, rows in ((model.item_embedding.embeddings, items), (model.user_embedding.embeddings, users)):
         table.value[:1].assign(np.zeros((1, rows.shape[1]), np.float32))  # slices: no padded copy of the catalog
