@@ -564,3 +564,18 @@ def test_content_attention_ignores_the_id_embeddings(synthetic_space):
         DIN(num_users=2, num_items=2, attention_features="ids")
     with pytest.raises(ValueError, match="has none"):
         DIN(num_users=2, num_items=2, attention_features="content")
+
+
+@pytest.mark.parametrize("name", ["embedding_mlp", "din", "bst"])
+def test_ranking_models_build_on_a_space_with_vector_item_features(name):
+    """ML-100K-mm has plot and poster vectors: the history models take them, absent rows included."""
+    from synthetic_multimodal import multimodal_synthetic
+
+    space = FeatureSpace.build(multimodal_synthetic(num_users=8, num_items=12, num_clusters=2))
+    assert {"plot", "poster"} <= set(space.item_features)
+    model = create_model(name, space=space, embedding_dim=4, hidden_units=[4], max_history=3)
+    table = keras.ops.convert_to_numpy(model.item_encoder.tables["poster"])
+    np.testing.assert_allclose(table, space.item_features["poster"].values, rtol=1e-6)
+    scores = keras.ops.convert_to_numpy(model({"user_id": np.array([1, 2]), "history": np.array([[1, 2, 0], [3, 0, 0]]),
+                                               "item_id": np.array([4, 5])}))
+    assert scores.shape[0] == 2 and np.isfinite(scores).all()

@@ -120,9 +120,9 @@ class EmbeddingMLP(RankingModel):
         user_specs = _select_specs(space.user_feature_specs(), user_features, "user")
         model = cls(num_users=space.num_users, num_items=space.num_items, item_feature_specs=item_specs,
                     user_feature_specs=user_specs, **kwargs)
-        model.item_encoder.set_tables({n: space.item_features[n].values for n in item_specs})
+        model.item_encoder.set_tables({n: space.item_features[n] for n in item_specs})
         if model.user_encoder is not None:
-            model.user_encoder.set_tables({n: space.user_features[n].values for n in user_specs})
+            model.user_encoder.set_tables({n: space.user_features[n] for n in user_specs})
         return model
 
     def build(self, input_shape=None):
