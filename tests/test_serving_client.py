@@ -2,12 +2,11 @@
 
 import json
 import re
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
 import tensorflow as tf
+from json_http_server import json_http_server
 from tensorflow_serving.apis import predict_pb2
 
 from mmrec_tf.serving.client import (
@@ -228,33 +227,15 @@ def test_parse_grpc_response_decodes_strings(signatures):
 def fake_server(signatures):
     """A stand-in for TF Serving's REST endpoint (api_rest.md), backed by the SavedModel."""
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):
-            match = re.fullmatch(r"/v1/models/(\w+)(?:/versions/(\d+))?:predict", self.path)
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            if match is None or match[1] != "tiny" or self.headers["Content-Type"] != "application/json":
-                return self._send(404, {"error": f"Servable not found for request: {self.path}"})
-            name, tensors = decode_like_the_server(body)
-            outputs = call(signatures[name], tensors)
-            self._send(200, answer_like_the_server(outputs, row_format="instances" in body))
+    def answer(path, headers, body):
+        match = re.fullmatch(r"/v1/models/(\w+)(?:/versions/(\d+))?:predict", path)
+        if match is None or match[1] != "tiny" or headers["Content-Type"] != "application/json":
+            return 404, json.dumps({"error": f"Servable not found for request: {path}"})
+        name, tensors = decode_like_the_server(body)
+        return 200, json.dumps(answer_like_the_server(call(signatures[name], tensors), row_format="instances" in body))
 
-        def _send(self, status, payload):
-            data = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server.server_address[1]
-    server.shutdown()
-    server.server_close()
+    with json_http_server(answer) as port:
+        yield port
 
 
 def test_client_predict_over_http(signatures, fake_server):

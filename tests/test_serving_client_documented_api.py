@@ -29,11 +29,10 @@ from __future__ import annotations
 import base64
 import json
 import math
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
+from json_http_server import json_http_server
 
 from mmrec_tf.serving.client import TFServingClient, TFServingError
 
@@ -75,34 +74,18 @@ def documented_server():
     """A stand-in for TF Serving that knows only the documented exchanges; yields (port, received bodies)."""
     received = []
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            received.append((self.path, self.headers["Content-Type"], dict(body)))
-            signature = body.pop("signature_name", "serving_default")
-            key = (self.path, json.dumps(body, sort_keys=True))
-            if self.path == "/v1/models/half:predict":
-                status, text = NOT_SERVED
-            elif key in EXCHANGES and signature == "serving_default":
-                status, text = EXCHANGES[key]
-            else:
-                status, text = 400, json.dumps({"error": f"not a documented request: {key}"})
-            data = text.encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+    def answer(path, headers, body):
+        received.append((path, headers["Content-Type"], dict(body)))
+        signature = body.pop("signature_name", "serving_default")
+        key = (path, json.dumps(body, sort_keys=True))
+        if path == "/v1/models/half:predict":
+            return NOT_SERVED
+        if key in EXCHANGES and signature == "serving_default":
+            return EXCHANGES[key]
+        return 400, json.dumps({"error": f"not a documented request: {key}"})
 
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server.server_address[1], received
-    server.shutdown()
-    server.server_close()
+    with json_http_server(answer) as port:
+        yield port, received
 
 
 @pytest.fixture
