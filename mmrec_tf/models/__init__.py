@@ -19,9 +19,10 @@ from mmrec_tf.models.popularity import Popularity
 from mmrec_tf.models.ranking_model import RankingModel
 from mmrec_tf.models.retrieval_model import RetrievalModel
 from mmrec_tf.models.sasrec import SASRec
+from mmrec_tf.models.sequence_retrieval_model import SequenceRetrievalModel
 from mmrec_tf.models.two_tower import TwoTower
 from mmrec_tf.models.vbpr import VBPR
 
 __all__ = ["ArticleLSTM", "BST", "ConcatFusion", "ContentOnly", "CrossAttentionFusion", "DIN", "EmbeddingMLP",
            "LSTMTwoTower", "MultimodalRetrievalModel", "Popularity", "RankingModel", "RetrievalModel", "SASRec",
-           "TwoTower", "VBPR", "registered_model"]
+           "SequenceRetrievalModel", "TwoTower", "VBPR", "registered_model"]

@@ -5,14 +5,13 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from mmrec_tf.layers.item_feature_encoder import ItemFeatureEncoder
-from mmrec_tf.models.retrieval_model import RetrievalModel, with_item_tables
+from mmrec_tf.models.sequence_retrieval_model import SequenceRetrievalModel
 from mmrec_tf.model_registration import register_model
 
 
 @register_model("lstm_two_tower", task="retrieval")
 @keras.saving.register_keras_serializable(package="mmrec_tf")
-class LSTMTwoTower(RetrievalModel):
+class LSTMTwoTower(SequenceRetrievalModel):
     """User history through an LSTM, scored against items encoded from id and content.
 
     Item tower: :class:`~mmrec_tf.layers.ItemFeatureEncoder` — item id
@@ -34,7 +33,6 @@ class LSTMTwoTower(RetrievalModel):
     (2, 8)
     """
 
-    uses_history = True
     grows_in_place = True
 
     def __init__(self, num_users: int, num_items: int, item_feature_specs: dict | None = None,
@@ -42,47 +40,24 @@ class LSTMTwoTower(RetrievalModel):
                  use_user_id: bool = True, dropout: float = 0.0, normalize: bool = True,
                  temperature: float | None = 0.1, logq_correction: bool = True,
                  remove_accidental_hits: bool = True, **kwargs):
-        super().__init__(num_users=num_users, num_items=num_items, temperature=temperature,
-                         logq_correction=logq_correction, remove_accidental_hits=remove_accidental_hits,
-                         **kwargs)
-        self.item_feature_specs = dict(item_feature_specs or {})
-        self.embedding_dim = embedding_dim
+        super().__init__(num_users=num_users, num_items=num_items, item_feature_specs=item_feature_specs,
+                         embedding_dim=embedding_dim, max_history=max_history, dropout=dropout,
+                         normalize=normalize, temperature=temperature, logq_correction=logq_correction,
+                         remove_accidental_hits=remove_accidental_hits, **kwargs)
         self.lstm_units = lstm_units
-        self.max_history = max_history
         self.use_user_id = use_user_id
-        self.dropout = dropout
-        self.normalize = normalize
-        self.item_encoder = ItemFeatureEncoder(num_items, embedding_dim, output_dim=embedding_dim,
-                                               feature_specs=self.item_feature_specs, name="item_encoder")
         self.lstm = keras.layers.LSTM(lstm_units, name="history_lstm")
         self.history_dropout = keras.layers.Dropout(dropout, name="history_dropout")
         self.user_id_embedding = (keras.layers.Embedding(num_users + 1, embedding_dim, name="user_id_embedding")
                                   if use_user_id else None)
         self.user_projection = keras.layers.Dense(embedding_dim, name="user_projection")
 
-    @classmethod
-    def from_feature_space(cls, space, item_features: list[str] | None = None, **kwargs):
-        """Build for a feature space; ``item_features`` names the item tables to use (default: all).
-
-        Any table kind works, precomputed ``vector`` features (poster, plot,
-        audio vectors with their presence masks) included.
-        """
-        return with_item_tables(cls, space, item_features, **kwargs)
-
     def build(self, input_shape=None):
-        if not self.item_encoder.built:
-            self.item_encoder.build()
+        super().build(input_shape)
         self.lstm.build((None, self.max_history, self.embedding_dim))
         if self.user_id_embedding is not None:
             self.user_id_embedding.build((None,))
         self.user_projection.build((None, self.lstm_units + self.embedding_dim * int(self.use_user_id)))
-
-    def _finish(self, vectors):
-        """L2-normalise in float32: under mixed_float16 a zero vector would otherwise become NaN."""
-        return ops.normalize(ops.cast(vectors, "float32"), axis=-1) if self.normalize else vectors
-
-    def encode_items(self, item_index, training=False):
-        return self._finish(self.item_encoder(item_index))
 
     def encode_users(self, features, training=False):
         history = ops.cast(features["history"], "int32")
@@ -96,7 +71,5 @@ class LSTMTwoTower(RetrievalModel):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"item_feature_specs": self.item_feature_specs, "embedding_dim": self.embedding_dim,
-                       "lstm_units": self.lstm_units, "max_history": self.max_history,
-                       "use_user_id": self.use_user_id, "dropout": self.dropout, "normalize": self.normalize})
+        config.update({"lstm_units": self.lstm_units, "use_user_id": self.use_user_id})
         return config

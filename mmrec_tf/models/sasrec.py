@@ -9,15 +9,14 @@ from keras import ops
 
 from mmrec_tf.data.pipeline import make_tf_dataset, next_item_sequences, steps_per_epoch
 from mmrec_tf.layers.history import most_recent_history
-from mmrec_tf.layers.item_feature_encoder import ItemFeatureEncoder
-from mmrec_tf.models.retrieval_model import RetrievalModel, with_item_tables
+from mmrec_tf.models.sequence_retrieval_model import SequenceRetrievalModel
 from mmrec_tf.model_registration import register_model
 from mmrec_tf.tasks.replicas import replica_share
 
 
 @register_model("sasrec", task="retrieval")
 @keras.saving.register_keras_serializable(package="mmrec_tf")
-class SASRec(RetrievalModel):
+class SASRec(SequenceRetrievalModel):
     """Self-attentive sequential retrieval (Kang & McAuley, ICDM 2018): causal Transformer over the history.
 
     Item tower: :class:`~mmrec_tf.layers.ItemFeatureEncoder` (item id
@@ -54,8 +53,6 @@ class SASRec(RetrievalModel):
     (2, 8)
     """
 
-    uses_history = True
-
     def __init__(self, num_users: int, num_items: int, item_feature_specs: dict | None = None,
                  embedding_dim: int = 64, num_blocks: int = 2, num_heads: int = 1,
                  intermediate_dim: int | None = None, max_history: int = 50, dropout: float = 0.2,
@@ -64,21 +61,15 @@ class SASRec(RetrievalModel):
                  sequence_stride: int | None = None, **kwargs):
         if full_softmax and logq_correction:
             raise ValueError("full_softmax scores every item, nothing is sampled: set logq_correction=False")
-        super().__init__(num_users=num_users, num_items=num_items, temperature=temperature,
-                         logq_correction=logq_correction, remove_accidental_hits=remove_accidental_hits,
-                         **kwargs)
-        self.item_feature_specs = dict(item_feature_specs or {})
-        self.embedding_dim = embedding_dim
+        super().__init__(num_users=num_users, num_items=num_items, item_feature_specs=item_feature_specs,
+                         embedding_dim=embedding_dim, max_history=max_history, dropout=dropout,
+                         normalize=normalize, temperature=temperature, logq_correction=logq_correction,
+                         remove_accidental_hits=remove_accidental_hits, **kwargs)
         self.num_blocks = num_blocks
         self.num_heads = num_heads
         self.intermediate_dim = intermediate_dim
-        self.max_history = max_history
-        self.dropout = dropout
-        self.normalize = normalize
         self.full_softmax = full_softmax
         self.sequence_stride = sequence_stride
-        self.item_encoder = ItemFeatureEncoder(num_items, embedding_dim, output_dim=embedding_dim,
-                                               feature_specs=self.item_feature_specs, name="item_encoder")
         self.position_embedding = keras_hub.layers.PositionEmbedding(max_history, name="position_embedding")
         self.input_dropout = keras.layers.Dropout(dropout, name="input_dropout")
         self.blocks = [keras_hub.layers.TransformerEncoder(intermediate_dim or embedding_dim, num_heads,
@@ -87,23 +78,13 @@ class SASRec(RetrievalModel):
                        for index in range(num_blocks)]
         self.output_norm = keras.layers.LayerNormalization(epsilon=1e-5, name="output_norm")
 
-    @classmethod
-    def from_feature_space(cls, space, item_features: list[str] | None = None, **kwargs):
-        """Build for a feature space; ``item_features`` names the item tables to use (default: all)."""
-        return with_item_tables(cls, space, item_features, **kwargs)
-
     def build(self, input_shape=None):
-        if not self.item_encoder.built:
-            self.item_encoder.build()
+        super().build(input_shape)
         shape = (None, self.max_history, self.embedding_dim)
         self.position_embedding.build(shape)
         for block in self.blocks:
             block.build(shape)
         self.output_norm.build(shape)
-
-    def _finish(self, vectors):
-        """L2-normalise in float32: under mixed_float16 a zero vector would otherwise become NaN."""
-        return ops.normalize(ops.cast(vectors, "float32"), axis=-1) if self.normalize else vectors
 
     def encode_sequence(self, history, training=False):
         """``[B, L, D]`` states of a compact history ``[B, L]`` (``L <= max_history``): state ``t`` sees items ``0..t``.
@@ -188,9 +169,6 @@ class SASRec(RetrievalModel):
         last = ops.maximum(ops.sum(ops.cast(ops.not_equal(history, 0), "int32"), axis=1) - 1, 0)
         return ops.take_along_axis(states, ops.reshape(last, (-1, 1, 1)), axis=1)[:, 0, :]
 
-    def encode_items(self, item_index, training=False):
-        return self._finish(self.item_encoder(item_index))
-
     def encode_users(self, features, training=False):
         history = self._recent(features["history"])
         return self._finish(self._last_state(self.encode_sequence(history, training=training), history))
@@ -263,9 +241,7 @@ class SASRec(RetrievalModel):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"item_feature_specs": self.item_feature_specs, "embedding_dim": self.embedding_dim,
-                       "num_blocks": self.num_blocks, "num_heads": self.num_heads,
-                       "intermediate_dim": self.intermediate_dim, "max_history": self.max_history,
-                       "dropout": self.dropout, "normalize": self.normalize, "full_softmax": self.full_softmax,
+        config.update({"num_blocks": self.num_blocks, "num_heads": self.num_heads,
+                       "intermediate_dim": self.intermediate_dim, "full_softmax": self.full_softmax,
                        "sequence_stride": self.sequence_stride})
         return config
