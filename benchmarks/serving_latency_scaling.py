@@ -152,18 +152,22 @@ def export_one(args) -> None:
     print(json.dumps({"seconds": seconds, "bytes": size, "folder": str(folder)}), flush=True)
 
 
-def run_export(index: str, structure: str, size: int, out: pathlib.Path, args) -> dict:
-    """Export in a child process; its seconds, bytes on disk, folder and peak RSS (GB)."""
+def run_export(index: str, structure: str, size: int, out: pathlib.Path, args) -> dict | None:
+    """Export in a child process; its seconds, bytes on disk, folder and peak RSS (GB); None if it failed."""
     command = [sys.executable, __file__, "--export-one", "--structure", structure, "--size", str(size),
                "--index", index, "--export-dir", str(out), "--dim", str(args.dim),
                "--centres", str(args.centres), "--spread", str(args.spread)]
     child = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     output = child.stdout.read()
     _, status, usage = os.wait4(child.pid, 0)
+    peak_rss_gb = usage.ru_maxrss / 1024 ** 2  # ru_maxrss is in KiB on Linux
     if status != 0:
-        raise RuntimeError(f"export {index} of {size:,} {structure} items failed (status {status})")
+        cause = (f"killed by signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status)
+                 else f"exit status {os.WEXITSTATUS(status)}")
+        print(f"  export {index}: FAILED, {cause}, at a peak RSS of {peak_rss_gb:.2f} GB; not measured", flush=True)
+        return None
     result = json.loads(output.strip().splitlines()[-1])
-    result["peak_rss_gb"] = usage.ru_maxrss / 1024 ** 2  # ru_maxrss is in KiB on Linux
+    result["peak_rss_gb"] = peak_rss_gb
     return result
 
 
@@ -210,8 +214,11 @@ def benchmark_size(structure: str, size: int, out: pathlib.Path, args) -> dict:
 
     indexes = (["brute_force"] if size <= BRUTE_FORCE_MAX_ITEMS else []) + ["bfloat16", "ivf"]
     exports = {}
-    for index in indexes:
+    for index in list(indexes):
         exports[index] = run_export(index, structure, size, out / f"{structure}_{size}", args)
+        if exports[index] is None:
+            indexes.remove(index)
+            continue
         print(f"  export {index}: {exports[index]['seconds']:.1f} s, {exports[index]['bytes'] / 1e6:.0f} MB on "
               f"disk, peak RSS {exports[index]['peak_rss_gb']:.2f} GB", flush=True)
     items, users, histories = synthetic_catalog(structure, size, args.dim, args.centres, args.spread)
@@ -263,6 +270,8 @@ def benchmark_size(structure: str, size: int, out: pathlib.Path, args) -> dict:
                     stats[label]["timings"][batch].append((time.perf_counter() - started) * 1000.0)
         print(f"  batch {batch}: {calls} interleaved calls per variant done, load average "
               f"{os.getloadavg()[0]:.2f}", flush=True)
+    for index in indexes:  # the next catalog's exports need the memory
+        del exports[index]["loaded"]
     return stats
 
 
@@ -274,7 +283,7 @@ def table_rows(structure: str, size: int, stats: dict) -> list[list[str]]:
         export = values.get("export")
         rows.append([structure, f"{size:,}", label,
                      *[f"{p50[label][b]:.2f} / {p99[label][b]:.2f}" for b in BATCHES],
-                     *[f"{p50[label][b] / p50['bfloat16'][b]:.2f}x" for b in BATCHES],
+                     *[f"{p50[label][b] / p50['bfloat16'][b]:.2f}x" if "bfloat16" in p50 else "" for b in BATCHES],
                      *[f"{p50[label][b] / p50['numpy'][b]:.2f}x" for b in BATCHES],
                      f"{values['recall']:.4f}",
                      f"{export['seconds']:.0f}" if export else "", f"{export['bytes'] / 1e6:.0f}" if export else "",
@@ -296,14 +305,15 @@ def plot(results: dict, path: pathlib.Path) -> None:
             if not sizes:
                 continue
             for variant, colour in (("bfloat16", "tab:blue"), ("ivf (", "tab:orange")):
-                p50 = [np.median(next(v for label, v in results[(structure, size)].items()
-                                      if label.startswith(variant))["timings"][batch]) for size in sizes]
-                axis.plot(sizes, p50, style, marker="o", color=colour,
+                measured = [(size, np.median(stats["timings"][batch])) for size in sizes
+                            for label, stats in results[(structure, size)].items() if label.startswith(variant)]
+                axis.plot(*zip(*measured), style, marker="o", color=colour,  # a failed export leaves a size out
                           label=f"{'ivf' if variant == 'ivf (' else variant}, {structure}")
         first = min(size for _, size in results)
-        reference = np.median(results[next(key for key in results if key[1] == first)]["bfloat16"]["timings"][batch])
+        reference = np.median(results[next(key for key in results if key[1] == first)]["numpy"]["timings"][batch])
         guide = sorted({size for _, size in results})
-        axis.plot(guide, [reference * size / first for size in guide], "--", color="grey", label="linear growth")
+        axis.plot(guide, [reference * size / first for size in guide], "--", color="grey",
+                  label="linear growth (from numpy's p50)")
         axis.set(xscale="log", yscale="log", xlabel="catalog items", ylabel="retrieve p50 (ms)",
                  title=f"batch {batch}")
         axis.legend(fontsize=7)
