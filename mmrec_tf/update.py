@@ -196,6 +196,26 @@ def grow_model(model, space: FeatureSpace, examples: Examples, spare_users: floa
     return grown
 
 
+def with_spare_capacity(model, space: FeatureSpace, examples: Examples, spare_users: float,
+                        spare_items: float):
+    """A copy of the untrained ``model`` (built for ``space``) with spare user and item rows, ready to train.
+
+    For a long-lived trainer that will grow the model later
+    (:func:`grow_in_place`): even its first update then keeps the model
+    object and its compiled training step. The copy starts from ``model``'s
+    initial weights; its spare embedding rows are zero (see :func:`grow_model`,
+    whose ``spare_users`` and ``spare_items`` these are). ``examples`` (of
+    ``space``) build both models.
+
+    Example:
+    >>> model = with_spare_capacity(create_model("two_tower", space=space), space, examples, 4.0, 0.5)  # doctest: +SKIP
+    >>> model.row_capacity  # doctest: +SKIP
+    (100, 36)
+    """
+    _build(model, examples)
+    return grow_model(model, space, examples, spare_users, spare_items)
+
+
 def _use_rows(model, num_users: int, num_items: int) -> None:
     """Make a model with spare rows serve ``num_users`` and ``num_items`` ids; forget steps traced for fewer."""
     model.num_users, model.num_items = num_users, num_items
@@ -277,14 +297,17 @@ def _ordered_log(seen: pd.DataFrame, new: pd.DataFrame) -> tuple[pd.DataFrame, n
 
 
 def update_examples(space: FeatureSpace, seen: pd.DataFrame, new: pd.DataFrame, max_history: int,
-                    task: str = "retrieval", label: str | None = None,
-                    history: str | None = None) -> tuple[Examples, Examples]:
+                    task: str = "retrieval", label: str | None = None, history: str | None = None,
+                    replay: float = 0.0, seed: int = 0) -> tuple[Examples, Examples]:
     """``(new, everything)``: examples of the ``new`` interactions and of all, histories over seen + new.
 
     Each example's history is the user's interactions before it, seen or new
     (the rule of a training row, :mod:`~mmrec_tf.data.pipeline`). Ranking
     examples are labelled by ``label`` with ``history`` as the run's (a
     ``"sampled"`` label draws fresh negatives for every interaction).
+    ``replay`` > 0 adds to the first a uniform sample (by ``seed``) of
+    ``round(replay * len(new))`` seen interactions (at most all of them),
+    replayed so an update does not drift away from the past.
 
     Example:
     >>> log = pd.DataFrame({"user_id": ["u", "u"], "item_id": ["a", "b"], "timestamp": [1, 2]})
@@ -299,6 +322,11 @@ def update_examples(space: FeatureSpace, seen: pd.DataFrame, new: pd.DataFrame, 
     (1, 2, [1, 0])
     """
     log, is_new = _ordered_log(seen, new)
+    if replay > 0:
+        old = np.flatnonzero(~is_new)
+        chosen = np.random.default_rng(seed).choice(old, min(len(old), round(replay * len(new))), replace=False)
+        is_new = is_new.copy()
+        is_new[chosen] = True
     split = Split(log=log, method="update")
     if task == "ranking":
         spec = parse_label(label)
@@ -336,13 +364,15 @@ def new_interactions(seen: pd.DataFrame, data: pd.DataFrame) -> pd.DataFrame:
 def continue_training(model, space: FeatureSpace, seen: pd.DataFrame, new: pd.DataFrame, dataset: Dataset,
                       config: TrainingConfig, max_history: int, task: str = "retrieval", label: str | None = None,
                       history: str | None = None, checkpoint_dir: str | os.PathLike | None = None,
-                      verbose: int | str = 0, spare_users: float = 0.0, spare_items: float = 0.0) -> UpdatedModel:
+                      verbose: int | str = 0, spare_users: float = 0.0, spare_items: float = 0.0,
+                      replay: float = 0.0) -> UpdatedModel:
     """Grow ``model`` and ``space`` with ``dataset``'s new users and items, then train on ``new`` interactions.
 
     ``seen`` are the interactions the model was trained on (histories and
     counts), ``new`` those to train on now (see :func:`new_interactions`);
-    ``config.epochs`` passes over them (0: grow only). The optimizer's state
-    continues.
+    ``config.epochs`` passes over them (0: grow only), together with
+    ``replay`` times as many of the ``seen`` interactions drawn at random
+    (:func:`update_examples`). The optimizer's state continues.
 
     ``model`` is not changed, except a model an earlier call returned with
     spare rows: when the grown space fits in them it is grown and trained
@@ -357,7 +387,8 @@ def continue_training(model, space: FeatureSpace, seen: pd.DataFrame, new: pd.Da
     """
     started = time.perf_counter()
     grown_space, growth = grow_space(space, dataset)
-    new_examples, everything = update_examples(grown_space, seen, new, max_history, task, label, history)
+    new_examples, everything = update_examples(grown_space, seen, new, max_history, task, label, history,
+                                               replay, config.seed + len(seen))
     if not len(new_examples):
         raise ValueError("the new data holds no interaction the run has not trained on; nothing to update")
     in_place = grow_in_place(model, grown_space)
@@ -368,6 +399,8 @@ def continue_training(model, space: FeatureSpace, seen: pd.DataFrame, new: pd.Da
         optimizer = grow_optimizer(getattr(model, "optimizer", None), grown)
     if optimizer is not None and config.optimizer != type(optimizer).__name__.lower():
         optimizer = None
+    if optimizer is not None:  # the state continues, at the learning rate asked for now (a variable: no retrace)
+        optimizer.learning_rate = config.learning_rate
     train_model(grown, new_examples, config, verbose=verbose, checkpoint_dir=checkpoint_dir,
                 prepare_examples=everything, optimizer=optimizer)
     return UpdatedModel(grown, grown_space, growth, len(new_examples), len(everything),

@@ -9,9 +9,11 @@ window ``k`` before window ``k + 1``. Three ways to bring it up to date
 (:data:`STRATEGIES`):
 
 - ``update``: continue training on window ``k`` only, vocabularies grown
-  (:func:`~mmrec_tf.update.continue_training`; the first update builds a
-  model with spare rows, :data:`SPARE_USERS` and :data:`SPARE_ITEMS`, and the next ones grow it in
-  place while the vocabularies fit, as a long-lived trainer would);
+  (:func:`~mmrec_tf.update.continue_training`; the window-1 model is
+  trained with spare rows, :data:`SPARE_USERS` and :data:`SPARE_ITEMS`, so
+  updates grow it in place while the vocabularies fit, as a long-lived
+  trainer would, and one that outgrows them rebuilds it with spare rows
+  again);
 - ``retrain``: a new model trained from scratch on windows ``1..k``;
 - ``never``: the window-1 model, served as it is (the floor).
 
@@ -50,15 +52,16 @@ from mmrec_tf.data.pipeline import Examples
 from mmrec_tf.evaluation.full_ranking import evaluate_retrieval
 from mmrec_tf.registry import create_model
 from mmrec_tf.training import TrainingConfig, train_model
-from mmrec_tf.update import continue_training, update_examples
+from mmrec_tf.update import continue_training, grow_model, update_examples, with_spare_capacity
 
 STRATEGIES = ("update", "retrain", "never")
 KS = (10, 20)
 DEFAULT_HISTORY = 50
-# An updated model keeps this many spare user and item rows per row in use (grow_model's spare_users and
-# spare_items): later updates that fit grow it in place and reuse its compiled training step. User rows cost
-# memory only; item rows also cost compute in models that encode the whole catalog every step (the fusion models).
-SPARE_USERS, SPARE_ITEMS = 2.0, 0.5
+# The window-1 model of ``update`` (and an update that outgrows it) keeps this many spare user and item rows per
+# row in use (grow_model's spare_users and spare_items): updates that fit grow it in place and reuse its compiled
+# training step. User rows cost memory only; item rows also cost compute in models that encode the whole catalog
+# every step (the fusion models).
+SPARE_USERS, SPARE_ITEMS = 4.0, 0.5
 
 
 def parse_rolling(split: str) -> int | None:
@@ -204,13 +207,17 @@ def evaluate_window(model, space: FeatureSpace, before: pd.DataFrame, window: pd
 
 
 def rolling_evaluation(model_name: str, dataset: Dataset, windows: int, strategies=STRATEGIES,
-                       training: dict | None = None, update_epochs: int = 1, seed: int = 0, ks=KS, verbose: int = 0, **overrides) -> dict[str, RollingReport]:
+                       training: dict | None = None, update_epochs: int = 1, seed: int = 0, ks=KS, verbose: int = 0,
+                       update_learning_rate: float | None = None, replay: float = 0.0,
+                       **overrides) -> dict[str, RollingReport]:
     """Run the rolling protocol (module docstring) for each strategy; reports by strategy name.
 
     ``training`` sets the recipe of the window-1 model and of every retrain
     (:class:`~mmrec_tf.training.TrainingConfig` fields); updates run
     ``update_epochs`` passes over their window with the trained optimizer's
-    state. ``overrides`` are architecture arguments of ``model_name``; the
+    state, at ``update_learning_rate`` (default: the recipe's), replaying
+    ``replay`` times the window's size of earlier interactions drawn at random
+    (:func:`~mmrec_tf.update.update_examples`). ``overrides`` are architecture arguments of ``model_name``; the
     histories hold the model's ``max_history`` items (models without
     histories: :data:`DEFAULT_HISTORY`).
 
@@ -233,9 +240,14 @@ def rolling_evaluation(model_name: str, dataset: Dataset, windows: int, strategi
             first_window.setdefault(item, k)
     catalog = [[item for item, k in first_window.items() if k <= last] for last in range(windows)]
     config = TrainingConfig(**{**(training or {}), "seed": seed})
+    update_config = dataclasses.replace(config, epochs=update_epochs,
+                                        learning_rate=update_learning_rate or config.learning_rate)
 
-    def fresh_model(upto: int):
-        """A model trained from scratch on windows ``0..upto``, catalog up to ``upto + 1``; seconds until ready."""
+    def fresh_model(upto: int, spare: bool = False):
+        """A model trained from scratch on windows ``0..upto``, catalog up to ``upto + 1``; seconds until ready.
+
+        ``spare``: with spare rows (:func:`~mmrec_tf.update.with_spare_capacity`) for updates to grow into.
+        """
         started = time.perf_counter()
         seen = pd.concat(parts[: upto + 1])
         space = FeatureSpace.build(_subset(dataset, seen, catalog[min(upto + 1, windows - 1)]))
@@ -243,12 +255,19 @@ def rolling_evaluation(model_name: str, dataset: Dataset, windows: int, strategi
         model = create_model(model_name, space=space, **overrides)
         max_history = getattr(model, "max_history", None) or DEFAULT_HISTORY
         _, examples = update_examples(space, seen.iloc[:0], seen, max_history)
+        if spare:
+            model = with_spare_capacity(model, space, examples, SPARE_USERS, SPARE_ITEMS)
         train_model(model, examples, config, verbose=verbose)
-        return model, space, time.perf_counter() - started
+        return model, space, time.perf_counter() - started, examples
 
-    first, first_space, first_seconds = fresh_model(0)
+    # The window-1 model, shared by every strategy (its time is counted once, in window 2), is trained with spare
+    # rows when ``update`` runs, as a long-lived trainer would: its updates then grow it in place from the first.
+    first, first_space, first_seconds, first_examples = fresh_model(0, spare="update" in strategies)
     max_history = getattr(first, "max_history", None) or DEFAULT_HISTORY
     served = {strategy: (first, first_space) for strategy in strategies}
+    if "update" in strategies:  # updates change the window-1 model in place; the others keep a copy of it
+        served.update({strategy: (grow_model(first, first_space, first_examples), first_space)
+                       for strategy in strategies if strategy != "update"})
     results = {strategy: [] for strategy in strategies}
     seconds = {strategy: [] for strategy in strategies}
     for k in range(1, windows):  # strategies take turns window by window, so a change in machine load hits all
@@ -259,12 +278,12 @@ def rolling_evaluation(model_name: str, dataset: Dataset, windows: int, strategi
             model, space = served[strategy]
             spent = first_seconds if k == 1 else 0.0
             if k > 1 and strategy == "retrain":
-                model, space, spent = fresh_model(k - 1)
+                model, space, spent, _ = fresh_model(k - 1)
             elif k > 1 and strategy == "update":
                 grown = _subset(dataset, before, catalog[k])
                 updated = continue_training(model, space, pd.concat(parts[: k - 1]), parts[k - 1], grown,
-                                            dataclasses.replace(config, epochs=update_epochs), max_history,
-                                            spare_users=SPARE_USERS, spare_items=SPARE_ITEMS)
+                                            update_config, max_history, spare_users=SPARE_USERS,
+                                            spare_items=SPARE_ITEMS, replay=replay)
                 model, space, spent = updated.model, updated.space, updated.train_seconds
             served[strategy] = model, space
             results[strategy].append(evaluate_window(model, space, before, parts[k], max_history, new_items,
