@@ -320,6 +320,8 @@ def update_examples(space: FeatureSpace, seen: pd.DataFrame, new: pd.DataFrame, 
     >>> new, everything = update_examples(space, seen, fresh, max_history=2)
     >>> len(new), len(everything), new.history[0].tolist()
     (1, 2, [1, 0])
+    >>> len(update_examples(space, seen, fresh, max_history=2, replay=1.0)[0])  # the seen row replayed too
+    2
     """
     log, is_new = _ordered_log(seen, new)
     if replay > 0:
