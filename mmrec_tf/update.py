@@ -55,7 +55,7 @@ from mmrec_tf.data.vocabulary_growth import (VocabularyGrowth, grow_space, id_ty
 from mmrec_tf.experiment import MODEL_FILE, RUN_FILE, SPACE_FOLDER, labelled_examples, load_run, load_run_data
 from mmrec_tf.layers.item_feature_encoder import table_arrays
 from mmrec_tf.registry import accepted_arguments
-from mmrec_tf.training import TrainingConfig, train_model
+from mmrec_tf.training import OPTIMIZERS, TrainingConfig, train_model
 
 UPDATE_KEY = "update"
 _CONFIG_ONLY = ("num_users", "num_items", "trainable", "dtype")
@@ -399,7 +399,7 @@ def continue_training(model, space: FeatureSpace, seen: pd.DataFrame, new: pd.Da
     else:
         grown = grow_model(model, grown_space, everything, spare_users, spare_items)
         optimizer = grow_optimizer(getattr(model, "optimizer", None), grown)
-    if optimizer is not None and config.optimizer != type(optimizer).__name__.lower():
+    if optimizer is not None and type(optimizer) is not OPTIMIZERS[config.optimizer]:  # another optimizer asked
         optimizer = None
     if optimizer is not None:  # the state continues, at the learning rate asked for now (a variable: no retrace)
         optimizer.learning_rate = config.learning_rate

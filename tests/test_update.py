@@ -230,3 +230,18 @@ def test_update_grows_in_place_into_spare_rows_exactly_as_a_rebuild(model_name, 
     genres = np.asarray(model.item_encoder.tables["genres"])  # written in place: rows like known items' of the genre
     np.testing.assert_array_equal(genres[new_items], genres[space.item_vocab.lookup(["m0", "m1", "m2"])])
     assert genres[new_items].sum() == 6  # the genre and "Film"
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "lazy_adam", "adagrad", "sgd"])
+def test_update_continues_the_optimizer_state_of_every_optimizer(optimizer, folders):
+    old, new = folders
+    data = prepare_data(load_dataset("folder", old), max_history=MAX_HISTORY)
+    training = {"epochs": 1, "batch_size": 16, "jit_compile": False, "optimizer": optimizer}
+    result = run("two_tower", data, training=training, verbose=0, embedding_dim=8)
+    trained_steps = int(result.model.optimizer.iterations)
+    full = load_dataset("folder", new)
+    rows = full.interactions[full.interactions["user_id"].isin([f"u{u}" for u in range(24, 30)])]
+    updated = continue_training(result.model, data.space, data.dataset.interactions, rows, full,
+                                TrainingConfig(**training), MAX_HISTORY)
+    assert type(updated.model.optimizer) is type(result.model.optimizer)
+    assert int(updated.model.optimizer.iterations) == trained_steps + -(-len(rows) // 16)  # counted on, not restarted
