@@ -122,12 +122,14 @@ class ItemFeatureEncoder(keras.layers.Layer):
                 values = np.where(present[:, None], values, 0.0)
             variable.assign(values.astype(variable.dtype))
 
-    def call(self, item_index):
+    def call(self, item_index, id_scale=None):
+        """``id_scale`` (shaped like ``item_index``), if given, multiplies each item's id embedding (0 hides it)."""
         item_index = ops.cast(item_index, "int32")
         known = ops.expand_dims(ops.cast(ops.not_equal(item_index, 0), self.compute_dtype), -1)
         parts = []
         if self.id_embedding is not None:
-            parts.append(self.id_embedding(item_index) * known)
+            scale = known if id_scale is None else known * ops.expand_dims(ops.cast(id_scale, self.compute_dtype), -1)
+            parts.append(self.id_embedding(item_index) * scale)
         for name, spec in sorted(self.feature_specs.items()):
             values = ops.take(self.tables[name], item_index, axis=0)
             layer = self.feature_layers[name]
