@@ -350,7 +350,8 @@ def run(model_or_entry: str, data: PreparedData, training: dict | None = None, k
     The recipe (:func:`~mmrec_tf.zoo_entry.recipe_for`) is the zoo entry's
     when ``model_or_entry`` names one, else that of the architecture's
     default entry (the one measured best), so a bare name trains as well as
-    the zoo does; ``RunResult.recipe`` names it. ``training`` replaces
+    the zoo does (on the entry's own dataset with the entry's item tables,
+    elsewhere with all of the data's); ``RunResult.recipe`` names it. ``training`` replaces
     fields of its ``training`` section (:class:`TrainingConfig` defaults for
     the rest); ``overrides`` replace architecture arguments. A model that
     keeps a history keeps ``data.max_history`` items unless overridden. With ``checkpoint_dir`` an interrupted run resumes
@@ -385,7 +386,8 @@ def run(model_or_entry: str, data: PreparedData, training: dict | None = None, k
     keras.utils.set_random_seed(config.seed)
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
         model = create_model(recipe.model, space=data.space,
-                             **{**recipe.model_arguments(max_history=data.max_history), **overrides})
+                             **{**recipe.model_arguments(max_history=data.max_history, dataset=data.dataset.name),
+                                **overrides})
     task = getattr(model, "task_type", "retrieval")
     if task != data.task:
         raise ValueError(f"{model_or_entry} is a {task} model but the data was prepared for {data.task}; prepare it "

@@ -196,6 +196,11 @@ class Recipe:
     ``name`` is the zoo entry the recipe comes from (:data:`NO_RECIPE`,
     ``"none"``, when the model has no entry: class defaults).
     ``data`` are :func:`~mmrec_tf.experiment.prepare_data` keyword arguments.
+    ``own_data`` (a bare name's recipe only): ``(dataset, arguments)``, the
+    arguments left out of ``architecture`` because they name that dataset's
+    own columns (:data:`DATA_BOUND_ARCHITECTURE`); on that dataset the recipe
+    takes them back (:meth:`model_arguments`), so a bare name trains there
+    exactly as its entry.
 
     Example:
     >>> recipe = recipe_for("two_tower")
@@ -209,24 +214,33 @@ class Recipe:
     architecture: dict
     data: dict
     training: dict
+    own_data: tuple[str, dict] | None = None
 
-    def model_arguments(self, max_history: int | None = None) -> dict:
+    def model_arguments(self, max_history: int | None = None, dataset: str | None = None) -> dict:
         """The architecture arguments; a model that keeps a history keeps ``max_history`` items.
 
         ``max_history`` is the length of the histories the examples carry
         (default: the recipe's ``data.max_history``): the one place where the
-        model's history length is set from the data's.
+        model's history length is set from the data's. ``dataset`` names the
+        data the model is built for: a bare name's recipe on its entry's own
+        dataset adds back the entry's item tables (``own_data``).
 
         Example:
         >>> recipe_for("lstm_two_tower").model_arguments(max_history=20)["max_history"]
         20
         >>> "max_history" in recipe_for("two_tower").model_arguments(max_history=20)
         False
+        >>> recipe_for("sasrec").model_arguments(dataset="movielens-100k")["item_features"]
+        ['genres', 'title']
+        >>> "item_features" in recipe_for("sasrec").model_arguments(dataset="synthetic")
+        False
         """
         from mmrec_tf.model_registration import accepted_arguments
         from mmrec_tf.models import registered_model
 
         arguments = dict(self.architecture)
+        if self.own_data is not None and dataset == self.own_data[0]:
+            arguments = {**self.own_data[1], **arguments}
         max_history = max_history if max_history is not None else self.data.get("max_history")
         if max_history is not None and "max_history" in accepted_arguments(registered_model(self.model).cls):
             arguments["max_history"] = max_history
@@ -239,7 +253,8 @@ def recipe_for(model_or_entry: str) -> Recipe:
     A zoo entry: its architecture, data settings (without the dataset) and
     training. A bare name: the recipe of its :func:`default_entry` made
     portable to any data: the architecture without the arguments that name
-    the entry's own columns (:data:`DATA_BOUND_ARCHITECTURE`), of the data
+    the entry's own columns (:data:`DATA_BOUND_ARCHITECTURE`; kept aside as
+    ``own_data`` and used again on the entry's own dataset), of the data
     settings only :data:`PORTABLE_DATA`, and the whole training section.
 
     Example:
@@ -259,5 +274,7 @@ def recipe_for(model_or_entry: str) -> Recipe:
     if entry is None:
         return Recipe(NO_RECIPE, model_or_entry, registered.task, {}, {}, {})
     architecture = {key: value for key, value in entry.architecture.items() if key not in DATA_BOUND_ARCHITECTURE}
+    bound = {key: value for key, value in entry.architecture.items() if key in DATA_BOUND_ARCHITECTURE}
     data = {key: value for key, value in entry.data.items() if key in PORTABLE_DATA}
-    return Recipe(entry.name, entry.model, entry.task, architecture, data, dict(entry.training))
+    own_data = (entry.data["dataset"], bound) if bound and "dataset" in entry.data else None
+    return Recipe(entry.name, entry.model, entry.task, architecture, data, dict(entry.training), own_data)

@@ -31,12 +31,33 @@ def test_a_bare_sasrec_trains_with_the_measured_movielens_recipe():
     entry = get_zoo_entry("sasrec.movielens_100k")
     recipe = recipe_for("sasrec")
     assert recipe.name == "sasrec.movielens_100k" and entry.default
-    # item tables name the data's own columns: a bare name takes all of them (on ML-100K also year)
+    # item tables name the data's own columns: on other data a bare name takes all of the data's tables,
+    # on the entry's own dataset exactly the entry's (ML-100K: genres and title, not the year)
     assert recipe.architecture == {k: v for k, v in entry.architecture.items() if k != "item_features"}
     assert recipe.architecture["full_softmax"] is True and entry.architecture["item_features"] == ["genres", "title"]
+    assert recipe.model_arguments(dataset="movielens-100k") == {**entry.architecture, "max_history": 50}
+    assert "item_features" not in recipe.model_arguments(dataset="movielens-100k-mm")
     assert recipe.training == entry.training == {"epochs": 30, "batch_size": 64, "learning_rate": 0.003,
                                                  "optimizer": "adam", "seed": 0, "jit_compile": False}
     assert recipe.data == {"max_history": 50}
+
+
+def test_run_builds_a_bare_name_on_its_entrys_dataset_with_the_entrys_item_tables(monkeypatch):
+    data = prepare_data(load_dataset("synthetic", num_users=30, num_items=20, num_clusters=2),
+                        **data_settings("sasrec", max_history=5))
+    assert sorted(data.space.item_feature_specs()) == ["genres", "title"]
+    elsewhere = run("sasrec", data, training={"epochs": 1, "batch_size": 16}, verbose=0, embedding_dim=8)
+    assert sorted(elsewhere.model.item_feature_specs) == ["genres", "title"]  # every table of the data
+    # the same data under the entry's dataset name, the entry naming one of its tables: the bare name takes it
+    entries = zoo_entry.load_zoo_entries()
+    entry = entries["sasrec.movielens_100k"]
+    entries["sasrec.movielens_100k"] = zoo_entry.ZooEntry(
+        **{**vars(entry), "architecture": {**entry.architecture, "item_features": ["genres"]}})
+    monkeypatch.setattr(zoo_entry, "load_zoo_entries", lambda: entries)
+    data.dataset.name = "movielens-100k"
+    own = run("sasrec", data, training={"epochs": 1, "batch_size": 16}, verbose=0, embedding_dim=8)
+    assert own.recipe == "sasrec.movielens_100k" and list(own.model.item_feature_specs) == ["genres"]
+
 
 def test_a_bare_multimodal_name_leaves_out_the_features_named_by_its_entrys_dataset():
     recipe = recipe_for("vbpr")
