@@ -62,6 +62,7 @@ import keras  # noqa: E402
 import yaml  # noqa: E402
 from _common import REPOSITORY, SHARED_DATA, mean_std, print_table  # noqa: E402
 
+from mmrec_tf.cli import parse_settings  # noqa: E402
 from mmrec_tf.data.feature_space import FeatureSpace  # noqa: E402
 from mmrec_tf.data.pipeline import build_examples  # noqa: E402
 from mmrec_tf.data.sources import load_dataset  # noqa: E402
@@ -113,18 +114,6 @@ def recipe(model: str, dataset: str, overrides: dict | None = None) -> tuple[str
     return name, architecture, training
 
 
-def parse_overrides(settings: list[str]) -> dict:
-    """``["dropout=0.3", "item_features=genres,title"]`` → ``{"dropout": 0.3, "item_features": ["genres", "title"]}``."""
-    overrides = {}
-    for setting in settings:
-        key, separator, text = setting.partition("=")
-        if not separator or not key:
-            raise SystemExit(f"--set: expected key=value, got {setting!r}")
-        value = yaml.safe_load(text)
-        overrides[key] = text.split(",") if key == "item_features" else value
-    return overrides
-
-
 def run_label(model: str, overrides: dict) -> str:
     """The model's name in the results: ``sasrec`` or, with ``--set``, ``sasrec[dropout=0.3]``."""
     if not overrides:
@@ -144,7 +133,10 @@ def run_grid(args) -> list[dict]:
     if args.resume and args.results and pathlib.Path(args.results).is_file():
         records = json.loads(pathlib.Path(args.results).read_text(encoding="utf-8"))
         print(f"resuming: {len(records)} runs already in {args.results}")
-    overrides = parse_overrides(args.set)
+    try:
+        overrides = parse_settings(args.set)
+    except ValueError as error:
+        raise SystemExit(str(error)) from None
     done = {(r["dataset"], r["protocol"], r["seed"], r["model"]) for r in records}
     for dataset_name in args.datasets.split(","):
         dataset = load_dataset(dataset_name, args.data_path)

@@ -340,7 +340,13 @@ def cmd_list(args) -> int:
     return 0
 
 
-def _parse_sets(pairs: list[str]) -> dict:
+def parse_settings(pairs: list[str]) -> dict:
+    """``--set`` pairs as a dict: each value read as plain YAML data, ``item_features`` also as ``a,b,c``.
+
+    Example:
+    >>> parse_settings(["dropout=0.3", "hidden_units=[64, 32]", "item_features=genres,title"])
+    {'dropout': 0.3, 'hidden_units': [64, 32], 'item_features': ['genres', 'title']}
+    """
     import yaml
 
     overrides = {}
@@ -353,6 +359,8 @@ def _parse_sets(pairs: list[str]) -> dict:
         except yaml.YAMLError as error:
             problem = getattr(error, "problem", None) or str(error).splitlines()[0]
             raise ValueError(f"--set {pair}: the value is not plain YAML data ({problem})") from None
+        if key == "item_features" and isinstance(overrides[key], str):
+            overrides[key] = overrides[key].split(",")
     return overrides
 
 
@@ -424,7 +432,7 @@ def cmd_train(args) -> int:
     entry = get_zoo_entry(args.model) if "." in args.model else None
     recipe_training = recipe_for(args.model).training
     settings = data_settings(args.model)
-    overrides = _parse_sets(args.set)
+    overrides = parse_settings(args.set)
     if args.split:
         settings["split"] = args.split
         if args.split not in FRACTION_SPLITS:
