@@ -41,6 +41,7 @@ def register_model(name: str, task: str):
     ...     '''A model used only in this docstring.'''
     >>> registered_model("doc_example_model").description
     'A model used only in this docstring.'
+    >>> unregister_model("doc_example_model")
     """
     if task not in TASKS:
         raise ValueError(f"task must be one of {TASKS}, got {task!r}")
@@ -55,6 +56,21 @@ def register_model(name: str, task: str):
         return cls
 
     return decorate
+
+
+def unregister_model(name: str) -> None:
+    """Remove model ``name`` from the catalog (a model registered for a notebook or a test); unknown names are refused.
+
+    Example:
+    >>> import keras
+    >>> register_model("short_lived_model", task="ranking")(type("ShortLived", (keras.Model,), {})).__name__
+    'ShortLived'
+    >>> unregister_model("short_lived_model")
+    >>> "short_lived_model" in [model.name for model in registered_models()]
+    False
+    """
+    registered_model(name)
+    del _REGISTRY[name]
 
 
 def registered_model(name: str) -> RegisteredModel:
