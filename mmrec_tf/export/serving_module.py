@@ -96,18 +96,13 @@ class ServingModule(tf.Module):
             known = ~np.isin(space.item_vocab.ids[catalog - 1], np.asarray(list(new_item_ids), dtype=object))
             self.catalog_item_index = tf.Variable(catalog.astype(np.int32), trainable=False,
                                                   name="catalog_item_index")
-            # catalog position p is item index p + 1: the embeddings need no reordered copy, and the
-            # brute-force index scores the model's own table
-            in_order = len(catalog) == model.num_items and bool((catalog == np.arange(1, len(catalog) + 1)).all())
-            embeddings = model.all_item_embeddings()
-            embeddings = embeddings if in_order else embeddings[catalog - 1]
-            table = model.item_table() if hasattr(model, "item_table") else None
+            embeddings = model.catalog_item_embeddings(catalog)
+            table = model.catalog_item_table(catalog)
             self.index = make_retrieval_index(index, embeddings, shortlist_size(k, len(catalog)) if rerank else k,
                                               training_rows=np.flatnonzero(known) if 0 < known.sum() < len(known)
                                               else None,
                                               exact_vectors=self._catalog_item_vectors,
-                                              item_table=(lambda: table) if in_order and table is not None
-                                              and tuple(table.shape)[0] == len(catalog) + 1 else None)
+                                              item_table=None if table is None else lambda: table)
             self.k = int(min(k, len(catalog))) if rerank else self.index.k
             self.reranker = (make_reranker(rerank, self.k, catalog, embeddings, space, item_popularity)
                              if rerank else None)

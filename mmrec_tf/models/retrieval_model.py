@@ -79,6 +79,42 @@ class RetrievalModel(keras.Model):
             embeddings[start:start + len(part)] = part
         return embeddings
 
+    def catalog_item_embeddings(self, catalog: np.ndarray) -> np.ndarray:
+        """Embeddings of the ``catalog``'s item indices, row ``p`` for catalog position ``p``.
+
+        A catalog of every item in index order (position ``p`` is item index
+        ``p + 1``) returns :meth:`all_item_embeddings` itself, no reordered copy.
+
+        Example:
+        >>> from mmrec_tf.models import TwoTower
+        >>> model = TwoTower(num_users=5, num_items=4, embedding_dim=2)
+        >>> model.build()
+        >>> np.array_equal(model.catalog_item_embeddings(np.array([3, 1]))[0], model.all_item_embeddings()[2])
+        True
+        """
+        embeddings = self.all_item_embeddings()
+        return embeddings if self._is_every_item_in_order(catalog) else embeddings[np.asarray(catalog) - 1]
+
+    def catalog_item_table(self, catalog: np.ndarray):
+        """:meth:`item_table` when its rows ``1..N`` are the ``catalog`` in order (every item in index order), else ``None``.
+
+        A brute-force export then scores the model's own table instead of a copy.
+
+        Example:
+        >>> from mmrec_tf.models import TwoTower
+        >>> model = TwoTower(num_users=5, num_items=4, embedding_dim=2)
+        >>> model.build()
+        >>> model.catalog_item_table(np.arange(1, 5)) is model.item_table(), model.catalog_item_table(np.array([2, 1]))
+        (True, None)
+        """
+        table = self.item_table()
+        if table is None or not self._is_every_item_in_order(catalog) or tuple(table.shape)[0] != len(catalog) + 1:
+            return None
+        return table
+
+    def _is_every_item_in_order(self, catalog: np.ndarray) -> bool:
+        return len(catalog) == self.num_items and bool((np.asarray(catalog) == np.arange(1, len(catalog) + 1)).all())
+
     def item_table(self):
         """The float32 variable whose row ``i`` is ``encode_items(i)`` for every item index, if the item tower is one.
 
