@@ -162,39 +162,6 @@ def test_attention_scores_are_the_causal_softmax_of_the_first_block_in_history_o
     np.testing.assert_allclose(scattered[0], scores[0][0], rtol=1e-5, atol=1e-6)
 
 
-def test_an_item_never_trained_on_is_encoded_from_its_content_alone(tiny_space, tiny_examples):
-    model = create_model("sasrec", space=tiny_space, zero_untrained_ids=True, id_dropout=0.5, **TINY)
-    train = tiny_examples["train"]
-    dropped = int(train.item_id[-1])  # hide one item from training: it becomes a cold item
-    keep = (train.item_id != dropped) & ~(train.history == dropped).any(axis=1)
-    subset = type(train)(train.user_id[keep], train.item_id[keep], train.history[keep],
-                         {key: value[keep] for key, value in train.extras.items()})
-    train_model(model, subset, TrainingConfig(epochs=1, batch_size=16, jit_compile=False), verbose=0)
-    trained = keras.ops.convert_to_numpy(model.item_trained)
-    assert trained[dropped] == 0.0 and trained[0] == 0.0 and trained.sum() > 0.5 * tiny_space.num_items
-    # the cold item's vector does not change with its id embedding row: the id is hidden
-    before = keras.ops.convert_to_numpy(model.encode_items(np.array([dropped])))
-    table = model.item_encoder.id_embedding.embeddings
-    table.assign(keras.ops.convert_to_numpy(table) + 1.0)
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(model.encode_items(np.array([dropped]))), before, atol=1e-6)
-    warm = int(np.flatnonzero(trained)[0])
-    assert not np.allclose(keras.ops.convert_to_numpy(model.encode_items(np.array([warm]))), 0.0)
-    restored = SASRec.from_config(model.get_config())
-    assert (restored.id_dropout, restored.zero_untrained_ids) == (0.5, True)
-
-
-def test_id_dropout_hides_ids_in_training_only(tiny_space):
-    model = create_model("sasrec", space=tiny_space, id_dropout=0.5, **TINY)
-    items = np.arange(1, 31, dtype="int32")
-    without_id = keras.ops.convert_to_numpy(model.item_encoder(items, id_scale=np.zeros(30, "float32")))
-    full = keras.ops.convert_to_numpy(model.item_encoder(items))
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(model._item_vectors(items)), full, atol=1e-6)
-    dropped = keras.ops.convert_to_numpy(model._item_vectors(items, training=True))
-    hidden = np.isclose(dropped, without_id, atol=1e-6).all(axis=-1)
-    kept = np.isclose(dropped, full, atol=1e-6).all(axis=-1)
-    assert (hidden | kept).all() and 3 <= hidden.sum() <= 27
-
-
 def test_full_softmax_leaves_untrained_items_out_of_the_training_catalog(tiny_space, tiny_examples):
     model = create_model("sasrec", space=tiny_space, zero_untrained_ids=True, full_softmax=True,
                          logq_correction=False, dropout=0.0, **TINY)

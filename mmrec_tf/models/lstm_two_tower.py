@@ -23,6 +23,9 @@ class LSTMTwoTower(SequenceRetrievalModel):
     and scores are cosine similarities divided by ``temperature``. Trained as
     next-item prediction (the target is the interaction after the history),
     in the spirit of GRU4Rec (Hidasi et al., ICLR 2016) with in-batch softmax.
+    ``id_dropout`` and ``zero_untrained_ids`` let it recommend items that
+    have no interactions yet from their features (see
+    :class:`~mmrec_tf.models.SequenceRetrievalModel`).
 
     Example:
     >>> import numpy as np
@@ -39,10 +42,12 @@ class LSTMTwoTower(SequenceRetrievalModel):
                  embedding_dim: int = 64, lstm_units: int = 64, max_history: int = 50,
                  use_user_id: bool = True, dropout: float = 0.0, normalize: bool = True,
                  temperature: float | None = 0.1, logq_correction: bool = True,
-                 remove_accidental_hits: bool = True, **kwargs):
+                 remove_accidental_hits: bool = True, id_dropout: float = 0.0, zero_untrained_ids: bool = False,
+                 **kwargs):
         super().__init__(num_users=num_users, num_items=num_items, item_feature_specs=item_feature_specs,
                          embedding_dim=embedding_dim, max_history=max_history, dropout=dropout,
-                         normalize=normalize, temperature=temperature, logq_correction=logq_correction,
+                         normalize=normalize, id_dropout=id_dropout, zero_untrained_ids=zero_untrained_ids,
+                         temperature=temperature, logq_correction=logq_correction,
                          remove_accidental_hits=remove_accidental_hits, **kwargs)
         self.lstm_units = lstm_units
         self.use_user_id = use_user_id
@@ -61,7 +66,7 @@ class LSTMTwoTower(SequenceRetrievalModel):
 
     def encode_users(self, features, training=False):
         history = ops.cast(features["history"], "int32")
-        sequence = self.history_dropout(self.item_encoder(history), training=training)
+        sequence = self.history_dropout(self.item_vectors(history, training=training), training=training)
         parts = [self.lstm(sequence, mask=ops.not_equal(history, 0), training=training)]
         if self.user_id_embedding is not None:
             user = ops.cast(features["user_id"], "int32")

@@ -43,15 +43,11 @@ class SASRec(SequenceRetrievalModel):
     With ``normalize`` both towers are L2-normalised and scores are cosines
     divided by ``temperature``.
 
-    Cold items: with ``zero_untrained_ids`` an item without training
-    interactions (:meth:`prepare` records them: a cold-start item, or one
-    added after training) is encoded with a zero id embedding, from its
-    content alone, instead of from a random id vector nothing trained; with
-    ``id_dropout`` each item occurrence in training (history, target,
-    catalog) hides its id with that probability, so the tower learns to
-    embed items from content alone. With ``zero_untrained_ids`` the full
-    softmax leaves untrained items out of the catalog it trains against. Serving encodes the history once per request
-    and reads the last position, like every retrieval model.
+    Cold items: ``zero_untrained_ids`` and ``id_dropout`` (see
+    :class:`~mmrec_tf.models.SequenceRetrievalModel`); with
+    ``zero_untrained_ids`` the full softmax also leaves untrained items out
+    of the catalog it trains against. Serving encodes the history once per
+    request and reads the last position, like every retrieval model.
 
     Example:
     >>> import numpy as np
@@ -73,18 +69,14 @@ class SASRec(SequenceRetrievalModel):
             raise ValueError("full_softmax scores every item, nothing is sampled: set logq_correction=False")
         super().__init__(num_users=num_users, num_items=num_items, item_feature_specs=item_feature_specs,
                          embedding_dim=embedding_dim, max_history=max_history, dropout=dropout,
-                         normalize=normalize, temperature=temperature, logq_correction=logq_correction,
+                         normalize=normalize, id_dropout=id_dropout, zero_untrained_ids=zero_untrained_ids,
+                         temperature=temperature, logq_correction=logq_correction,
                          remove_accidental_hits=remove_accidental_hits, **kwargs)
         self.num_blocks = num_blocks
         self.num_heads = num_heads
         self.intermediate_dim = intermediate_dim
         self.full_softmax = full_softmax
         self.sequence_stride = sequence_stride
-        if not 0.0 <= id_dropout < 1.0:
-            raise ValueError(f"id_dropout must be in [0, 1), got {id_dropout!r}")
-        self.id_dropout = float(id_dropout)
-        self.zero_untrained_ids = bool(zero_untrained_ids)
-        self.id_dropout_layer = keras.layers.Dropout(id_dropout, name="id_dropout") if id_dropout > 0 else None
         self.position_embedding = keras_hub.layers.PositionEmbedding(max_history, name="position_embedding")
         self.input_dropout = keras.layers.Dropout(dropout, name="input_dropout")
         self.blocks = [keras_hub.layers.TransformerEncoder(intermediate_dim or embedding_dim, num_heads,
@@ -100,24 +92,7 @@ class SASRec(SequenceRetrievalModel):
         for block in self.blocks:
             block.build(shape)
         self.output_norm.build(shape)
-        if self.zero_untrained_ids:
-            self.item_trained = self.add_weight(name="item_trained", shape=(self.num_items + 1,), initializer="ones",
-                                                trainable=False)
         self.built = True
-
-    def _item_vectors(self, item_index, training=False):
-        """The item tower's vectors of ``item_index``, ids hidden where untrained or dropped (see the class doc)."""
-        scale = None
-        if self.zero_untrained_ids:
-            scale = ops.take(self.item_trained, ops.cast(item_index, "int32"), axis=0)
-        if self.id_dropout_layer is not None and training:
-            keep = self.id_dropout_layer(ops.ones(ops.shape(item_index), "float32"), training=True)
-            keep = keep * (1.0 - self.id_dropout)  # the layer scales kept values by 1 / (1 - rate): back to 0 / 1
-            scale = keep if scale is None else scale * keep
-        return self.item_encoder(item_index, id_scale=scale)
-
-    def encode_items(self, item_index, training=False):
-        return self._finish(self._item_vectors(item_index, training=training))
 
     def encode_sequence(self, history, training=False):
         """``[B, L, D]`` states of a compact history ``[B, L]`` (``L <= max_history``): state ``t`` sees items ``0..t``.
@@ -162,7 +137,7 @@ class SASRec(SequenceRetrievalModel):
         shift = width - ops.sum(ops.cast(ops.not_equal(history, 0), "int32"), axis=1, keepdims=True)
         source = slots - shift
         aligned = ops.where(source >= 0, ops.take_along_axis(history, ops.maximum(source, 0), axis=1), 0)
-        items = self._item_vectors(aligned, training=training)
+        items = self.item_vectors(aligned, training=training)
         positions = self.position_embedding(items, start_index=self.max_history - width)
         states = self.input_dropout(items + ops.cast(positions, items.dtype), training=training)
         # causal and padding masks in one: a slot sees the present items up to itself; a padding slot sees only
@@ -262,13 +237,7 @@ class SASRec(SequenceRetrievalModel):
         counts[0] = 0.0
         self.item_probability = (counts / max(counts.sum(), 1.0)).astype(np.float32)
         if self.zero_untrained_ids:
-            if not self.built:
-                self.build()
-            seen = np.concatenate([targets, np.asarray(sequences.history, np.int64).ravel()])
-            # rows after the catalog (spare rows an update grows into) are untrained
-            trained = np.zeros(self.item_trained.shape[0], "float32")
-            trained[np.unique(seen[(seen > 0) & (seen < len(trained))])] = 1.0
-            self.item_trained.assign(trained)
+            self.record_trained_items(np.concatenate([targets, np.asarray(sequences.history, np.int64).ravel()]))
 
     def batches_per_epoch(self, examples, batch_size: int) -> int:
         return steps_per_epoch(len(self._sequences(examples)), batch_size)
@@ -290,6 +259,5 @@ class SASRec(SequenceRetrievalModel):
         config = super().get_config()
         config.update({"num_blocks": self.num_blocks, "num_heads": self.num_heads,
                        "intermediate_dim": self.intermediate_dim, "full_softmax": self.full_softmax,
-                       "sequence_stride": self.sequence_stride, "id_dropout": self.id_dropout,
-                       "zero_untrained_ids": self.zero_untrained_ids})
+                       "sequence_stride": self.sequence_stride})
         return config
