@@ -19,8 +19,8 @@ __version__ = "0.1.0"
 _PUBLIC_MODULES = {
     "mmrec_tf.data": ("Dataset", "Feature", "FeatureSpace", "Schema", "Split", "load_dataset"),
     "mmrec_tf.errors": ("ConfigError", "DataError"),
-    "mmrec_tf.evaluation": ("ColdStartReport", "RankingReport", "evaluate_cold_start", "evaluate_ranking",
-                            "evaluate_retrieval"),
+    "mmrec_tf.evaluation": ("ColdStartReport", "PointwiseReport", "RetrievalReport", "evaluate_cold_start",
+                            "evaluate_ranking", "evaluate_retrieval"),
     "mmrec_tf.experiment": ("PreparedData", "RunResult", "load_run", "prepare_data", "run", "save_run"),
     "mmrec_tf.export.saved_model": ("export_model",),
     "mmrec_tf.registry": ("create_model", "list_models", "register_model"),
@@ -31,11 +31,11 @@ _PUBLIC_MODULES = {
 _MODULE_OF = {name: module for module, names in _PUBLIC_MODULES.items() for name in names}
 
 __all__ = [
-    "ColdStartReport", "ConfigError", "DataError", "Dataset", "Feature", "FeatureSpace", "PreparedData",
-    "RankingReport", "RunResult", "Schema", "Split", "TrainingConfig", "ZooEntry", "build_report", "create_model",
-    "evaluate_cold_start", "evaluate_ranking", "evaluate_retrieval", "export_model", "get_zoo_entry", "list_models",
-    "load_dataset", "load_run", "make_strategy", "prepare_data", "register_model", "run", "save_run", "train_model",
-    "write_report", "__version__",
+    "ColdStartReport", "ConfigError", "DataError", "Dataset", "Feature", "FeatureSpace", "PointwiseReport",
+    "PreparedData", "RetrievalReport", "RunResult", "Schema", "Split", "TrainingConfig", "ZooEntry", "build_report",
+    "create_model", "evaluate_cold_start", "evaluate_ranking", "evaluate_retrieval", "export_model", "get_zoo_entry",
+    "list_models", "load_dataset", "load_run", "make_strategy", "prepare_data", "register_model", "run", "save_run",
+    "train_model", "write_report", "__version__",
 ]
 
 

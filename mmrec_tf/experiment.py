@@ -22,8 +22,8 @@ from mmrec_tf.data.labels import build_rating_examples, build_sampled_examples
 from mmrec_tf.data.pipeline import Examples, build_examples, seen_items
 from mmrec_tf.data.sources import load_dataset
 from mmrec_tf.data.splits import Split, make_split
-from mmrec_tf.evaluation.full_ranking import RankingReport, evaluate_retrieval
-from mmrec_tf.evaluation.ranking_evaluator import PointwiseReport, predict_examples, ranking_report
+from mmrec_tf.evaluation.full_ranking import RetrievalReport, evaluate_retrieval
+from mmrec_tf.evaluation.ranking_evaluator import PointwiseReport, evaluate_ranking, predict_examples
 from mmrec_tf.evaluation.ranking_metrics import gauc
 from mmrec_tf.registry import TASKS, create_model, registered_model
 from mmrec_tf.training import TrainingConfig, chief_output, is_chief, num_replicas, strategy_name, train_model
@@ -291,13 +291,13 @@ def _check_ranking_split(examples: Examples, name: str) -> None:
                          "interactions (split temporal_fraction, larger valid_fraction / test_fraction) or more data")
 
 
-def evaluate_split(model, data: PreparedData, name: str = "test", ks=(10, 20)) -> RankingReport | PointwiseReport:
+def evaluate_split(model, data: PreparedData, name: str = "test", ks=(10, 20)) -> RetrievalReport | PointwiseReport:
     """Measure ``model`` on one split of ``data`` the way its task is measured.
 
     Retrieval: full-corpus ranking with each user's seen items excluded
     (:func:`~mmrec_tf.evaluation.full_ranking.evaluate_retrieval`, cut-offs
     ``ks``). Ranking: AUC, GAUC, log loss on the labelled examples
-    (:func:`~mmrec_tf.evaluation.ranking_evaluator.ranking_report`).
+    (:func:`~mmrec_tf.evaluation.ranking_evaluator.evaluate_ranking`).
 
     Example:
     >>> data = prepare_data(load_dataset("synthetic", num_users=20, num_items=12, num_clusters=2))
@@ -307,7 +307,7 @@ def evaluate_split(model, data: PreparedData, name: str = "test", ks=(10, 20)) -
     ['coverage@5', 'factorized_top_k@5']
     """
     if data.task == "ranking":
-        return ranking_report(model, data.examples[name])
+        return evaluate_ranking(model, data.examples[name])
     return evaluate_retrieval(model, data.examples[name], data.seen(name), ks=ks)
 
 
@@ -315,7 +315,7 @@ def evaluate_split(model, data: PreparedData, name: str = "test", ks=(10, 20)) -
 class RunResult:
     """A trained model and what was measured on it.
 
-    ``valid`` and ``test`` are :class:`~mmrec_tf.evaluation.full_ranking.RankingReport`
+    ``valid`` and ``test`` are :class:`~mmrec_tf.evaluation.full_ranking.RetrievalReport`
     for retrieval models and :class:`~mmrec_tf.evaluation.ranking_evaluator.PointwiseReport`
     for ranking models, whose kept weights are those of ``best_epoch`` (best
     validation GAUC). ``recipe`` is the zoo entry whose recipe was used
@@ -328,8 +328,8 @@ class RunResult:
     model: keras.Model
     data: PreparedData
     training: TrainingConfig
-    valid: RankingReport | PointwiseReport
-    test: RankingReport | PointwiseReport
+    valid: RetrievalReport | PointwiseReport
+    test: RetrievalReport | PointwiseReport
     train_seconds: float
     strategy: tf.distribute.Strategy | None = None
     best_epoch: int | None = None
@@ -420,8 +420,8 @@ def _run_ranking(name, model, data, config, verbose, checkpoint_dir, callbacks, 
     train_model(model, data.examples["train"], config, valid=data.examples["valid"], verbose=verbose,
                 checkpoint_dir=checkpoint_dir, callbacks=[*(callbacks or []), selector], strategy=strategy)
     seconds = time.perf_counter() - started
-    valid = ranking_report(model, data.examples["valid"])
-    test = ranking_report(model, data.examples["test"])
+    valid = evaluate_ranking(model, data.examples["valid"])
+    test = evaluate_ranking(model, data.examples["test"])
     return RunResult(name, model, data, config, valid, test, seconds, strategy, best_epoch=selector.best_epoch,
                      recipe=recipe, selection_seconds=selector.seconds)
 

@@ -24,7 +24,7 @@ from mmrec_tf.data.schema import Feature, Schema
 from mmrec_tf.data.sources import make_synthetic
 from mmrec_tf.data.splits import leave_last_out, temporal_fraction_split
 from mmrec_tf.evaluation.ranking_evaluator import evaluate_ranking, predict_examples
-from mmrec_tf.evaluation.ranking_metrics import auc, gauc
+from mmrec_tf.evaluation.ranking_metrics import auc, log_loss
 from mmrec_tf.layers.dice import Dice
 from mmrec_tf.layers.target_attention import TargetAttention
 from mmrec_tf.models import DIN, ArticleLSTM, EmbeddingMLP
@@ -345,12 +345,14 @@ def test_history_models_use_the_history(trained, interest_data):
 def test_evaluate_ranking_reports_exact_metrics(trained, interest_data):
     test = interest_data["test"]
     report = evaluate_ranking(trained["din"], test)
+    metrics = report.metrics
     scores = predict_examples(trained["din"], test)
-    assert report["auc"] == pytest.approx(auc(test.extras["label"], scores))
+    assert metrics["auc"] == pytest.approx(auc(test.extras["label"], scores))
     # every test row has user index 0, so GAUC counts one user and equals AUC
-    assert report["gauc_users"] == 1 and report["gauc"] == pytest.approx(report["auc"])
-    assert report["num_examples"] == len(test)
-    assert 0 < report["log_loss"] < 1
+    assert metrics["gauc_users"] == 1 and metrics["gauc"] == pytest.approx(metrics["auc"])
+    assert metrics["num_examples"] == report.num_examples == len(test)
+    assert metrics["log_loss"] == pytest.approx(log_loss(test.extras["label"], scores))
+    assert type(metrics["gauc_users"]) is int and type(metrics["log_loss"]) is float  # as run.json records them
 
 
 @pytest.fixture(scope="module")

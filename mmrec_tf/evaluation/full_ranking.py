@@ -11,11 +11,15 @@ from mmrec_tf.data.pipeline import Examples
 
 
 @dataclasses.dataclass
-class RankingReport:
-    """Metrics of one evaluation, plus what was evaluated.
+class RetrievalReport:
+    """Full-ranking retrieval metrics (what :func:`evaluate_retrieval` returns), plus what was evaluated.
 
     ``metrics`` maps names like ``"hr@10"``, ``"ndcg@10"``, ``"mrr"``,
     ``"coverage@10"`` and ``"factorized_top_k@10"`` to floats.
+
+    Example:
+    >>> print(RetrievalReport({"hr@10": 0.5, "ndcg@10": 0.25}, num_examples=4, num_items=20))
+    hr@10=0.5000  ndcg@10=0.2500  (examples=4, items=20)
     """
 
     metrics: dict[str, float]
@@ -62,7 +66,7 @@ def evaluate_retrieval(
     seen: dict[int, np.ndarray] | None = None,
     ks: tuple[int, ...] = (10, 20),
     batch_size: int = 1024,
-) -> RankingReport:
+) -> RetrievalReport:
     """Rank every item for each example's user; score where the target lands.
 
     ``model`` is a :class:`~mmrec_tf.models.RetrievalModel`. For each example
@@ -121,4 +125,4 @@ def evaluate_retrieval(
     for k in ks:
         metrics[f"coverage@{k}"] = float(coverage_sets[k].mean())
         metrics[f"factorized_top_k@{k}"] = float(np.concatenate(factorized[k]).mean())
-    return RankingReport(metrics, len(examples), num_items)
+    return RetrievalReport(metrics, len(examples), num_items)

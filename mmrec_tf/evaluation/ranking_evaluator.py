@@ -23,35 +23,6 @@ def predict_examples(model, examples: Examples, batch_size: int = 4096) -> np.nd
     return np.asarray(model.predict(dataset, verbose=0), dtype=np.float32).reshape(-1)
 
 
-def evaluate_ranking(model, examples: Examples, batch_size: int = 4096) -> dict[str, float]:
-    """Exact metrics of a :class:`~mmrec_tf.models.RankingModel` on labelled ``examples``.
-
-    With binary cross-entropy (click probability) the result holds ``auc``,
-    ``gauc`` (the DIN paper's impression-weighted per-user AUC, see
-    :func:`~mmrec_tf.evaluation.ranking_metrics.gauc`), ``gauc_users`` (users
-    with both a positive and a negative, the only ones GAUC can count),
-    ``log_loss`` and ``rmse`` (of probabilities: the root Brier score); with
-    MSE (rating regression) only ``rmse``. Always ``num_examples`` and
-    ``positive_rate`` / ``mean_label``. Labels are
-    ``examples.extras[model.label_feature]``.
-
-    Example:
-    >>> evaluate_ranking(model, labelled["test"])  # doctest: +SKIP
-    {'auc': 0.78, 'gauc': 0.74, 'gauc_users': 801, 'log_loss': 0.55, 'rmse': 0.43, ...}
-    """
-    name = getattr(model, "label_feature", "label")
-    if name not in examples.extras:
-        raise ValueError(f"evaluate_ranking: examples have no {name!r} field (they have {sorted(examples.extras)}); "
-                         "add labels with mmrec_tf.data.labels")
-    labels = np.asarray(examples.extras[name], dtype=np.float64)
-    scores = predict_examples(model, examples, batch_size)
-    if getattr(model, "task_loss", "binary_crossentropy") == "mse":
-        return {"rmse": rmse(labels, scores), "num_examples": len(examples), "mean_label": float(labels.mean())}
-    value, users = gauc(examples.user_id, labels, scores, return_num_users=True)
-    return {"auc": auc(labels, scores), "gauc": value, "gauc_users": users, "log_loss": log_loss(labels, scores),
-            "rmse": rmse(labels, scores), "num_examples": len(examples), "positive_rate": float(labels.mean())}
-
-
 @dataclasses.dataclass
 class PointwiseReport:
     """Metrics of a ranking model on labelled examples (what :func:`evaluate_ranking` returns), printable.
@@ -73,12 +44,33 @@ class PointwiseReport:
         return f"{body}  (examples={self.num_examples})"
 
 
-def ranking_report(model, examples: Examples, batch_size: int = 4096) -> PointwiseReport:
-    """:func:`evaluate_ranking` as a :class:`PointwiseReport` (what ``mmrec train`` / ``evaluate`` record).
+def evaluate_ranking(model, examples: Examples, batch_size: int = 4096) -> PointwiseReport:
+    """Exact metrics of a :class:`~mmrec_tf.models.RankingModel` on labelled ``examples``.
+
+    The report's ``metrics`` (what ``mmrec train`` / ``evaluate`` record)
+    hold, with binary cross-entropy (click probability), ``auc``,
+    ``gauc`` (the DIN paper's impression-weighted per-user AUC, see
+    :func:`~mmrec_tf.evaluation.ranking_metrics.gauc`), ``gauc_users`` (users
+    with both a positive and a negative, the only ones GAUC can count),
+    ``log_loss`` and ``rmse`` (of probabilities: the root Brier score); with
+    MSE (rating regression) only ``rmse``. Always ``num_examples`` and
+    ``positive_rate`` / ``mean_label``. Counts are ints, the rest floats.
+    Labels are ``examples.extras[model.label_feature]``.
 
     Example:
-    >>> ranking_report(model, labelled["test"]).metrics["gauc"]  # doctest: +SKIP
-    0.7236
+    >>> evaluate_ranking(model, labelled["test"]).metrics  # doctest: +SKIP
+    {'auc': 0.78, 'gauc': 0.74, 'gauc_users': 801, 'log_loss': 0.55, 'rmse': 0.43, ...}
     """
-    metrics = evaluate_ranking(model, examples, batch_size)
+    name = getattr(model, "label_feature", "label")
+    if name not in examples.extras:
+        raise ValueError(f"evaluate_ranking: examples have no {name!r} field (they have {sorted(examples.extras)}); "
+                         "add labels with mmrec_tf.data.labels")
+    labels = np.asarray(examples.extras[name], dtype=np.float64)
+    scores = predict_examples(model, examples, batch_size)
+    if getattr(model, "task_loss", "binary_crossentropy") == "mse":
+        metrics = {"rmse": rmse(labels, scores), "num_examples": len(examples), "mean_label": float(labels.mean())}
+    else:
+        value, users = gauc(examples.user_id, labels, scores, return_num_users=True)
+        metrics = {"auc": auc(labels, scores), "gauc": value, "gauc_users": users, "log_loss": log_loss(labels, scores),
+                   "rmse": rmse(labels, scores), "num_examples": len(examples), "positive_rate": float(labels.mean())}
     return PointwiseReport({k: int(v) if isinstance(v, (int, np.integer)) else float(v) for k, v in metrics.items()})
