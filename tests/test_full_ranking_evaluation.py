@@ -12,6 +12,7 @@ from mmrec_tf.evaluation.full_ranking import (
     evaluate_retrieval,
     expected_hits_and_gains,
     expected_reciprocal_rank,
+    rank_targets,
 )
 
 
@@ -72,6 +73,24 @@ def test_metrics_by_hand(batch_size):
     for name, value in EXPECTED.items():
         assert report.metrics[name] == pytest.approx(value, abs=1e-9), name
     assert "hr@3=1.0000" in str(report)
+
+
+def test_rank_targets_counts_several_targets_among_candidates_by_hand():
+    # User 1 scores items 1..5: 5, 4, 4, 3, 1. Query 0 (user 1): candidates 2..5, seen 2 and 5, targets 3 and 5:
+    # ranked items 3, 4, 5 (5 seen but a target) -> target 3 first, target 5 last.
+    # Query 1 (user 3, scores reversed): targets 0 (unknown) and 1; nothing seen: ranked 2, 3, 4, 5 and target 1.
+    features = {"user_id": np.array([1, 3])}
+    targets = [np.array([3, 5]), np.array([0, 1])]
+    [chunk] = rank_targets(MODEL, features, targets, seen={1: np.array([2, 5])}, candidates=np.array([2, 3, 4, 5]),
+                           ks=(1, 3))
+    assert chunk.start == 0 and chunk.row.tolist() == [0, 0, 1, 1] and chunk.target.tolist() == [3, 5, 0, 1]
+    assert chunk.ranked.tolist() == [[False, False, True, True, True], [True, True, True, True, True]]
+    assert chunk.scores[0].tolist() == [-np.inf, -np.inf, 4.0, 3.0, 1.0]
+    assert chunk.target_score.tolist() == [4.0, 1.0, -np.inf, -5.0]
+    assert chunk.greater.tolist() == [0, 2, 5, 4] and chunk.ties.tolist() == [0, 0, 0, 0]
+    assert chunk.unfiltered_greater.tolist() == [1, 4, 5, 4]  # nothing excluded: items 1 (and 2, 3, 4) count
+    assert chunk.hits[1].tolist() == [1.0, 0.0, 0.0, 0.0] and chunk.hits[3].tolist() == [1.0, 1.0, 0.0, 0.0]
+    np.testing.assert_allclose(chunk.gains[3], [1.0, 1 / L4, 0.0, 0.0])
 
 
 def test_seen_items_are_excluded_but_never_the_target():

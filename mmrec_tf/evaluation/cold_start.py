@@ -5,12 +5,11 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-from keras import ops
 
 from mmrec_tf.data.feature_space import FeatureSpace
 from mmrec_tf.data.pipeline import VISIBLE_HISTORY, user_histories
 from mmrec_tf.data.splits import Split, cold_item_ids
-from mmrec_tf.evaluation.full_ranking import expected_hits_and_gains
+from mmrec_tf.evaluation.full_ranking import rank_targets
 
 SECTIONS = ("all", "warm", "cold_among_cold", "cold_among_all")
 
@@ -86,8 +85,9 @@ def evaluate_user_targets(model, queries: UserQueries, ks: tuple[int, ...] = (10
                           batch_size: int = 512) -> dict[str, float]:
     """Rank the candidate items for each user; measure how many of the user's targets come first.
 
-    ``candidates`` (item indices, default every item) are the items ranked;
-    a user's ``seen`` items other than their targets are excluded. Only
+    A view on :func:`~mmrec_tf.evaluation.full_ranking.rank_targets`, which
+    scores: ``candidates`` (item indices, default every item) are the items
+    ranked; a user's ``seen`` items other than their targets are excluded. Only
     targets that are candidates and, when given, in ``target_items`` count;
     users left with none are skipped. Per user, with ``R`` such targets and
     ``n`` ranked items, averaged over users:
@@ -100,8 +100,8 @@ def evaluate_user_targets(model, queries: UserQueries, ks: tuple[int, ...] = (10
       ``min(k, n) / n``.
 
     Ties are broken at random *in expectation* (exactly: a model scoring
-    every item alike gets the random values), as in
-    :func:`~mmrec_tf.evaluation.full_ranking.evaluate_retrieval`. Also
+    every item alike gets the random values), the counts
+    :func:`~mmrec_tf.evaluation.full_ranking.evaluate_retrieval` reports too. Also
     reported: ``num_users``, ``num_targets``, ``num_candidates`` (mean ``n``).
 
     Example:
@@ -115,43 +115,32 @@ def evaluate_user_targets(model, queries: UserQueries, ks: tuple[int, ...] = (10
     """
     if len(queries) == 0:
         raise ValueError("evaluate_user_targets: no users to evaluate")
-    items = model.all_item_embeddings()
-    num_items = items.shape[0]
-    allowed = np.zeros(num_items + 1, bool)
-    allowed[1:] = True
-    if candidates is not None:
-        allowed[:] = False
-        allowed[np.asarray(candidates, np.int64)] = True
-        allowed[0] = False
-    wanted = allowed.copy()
-    if target_items is not None:
-        wanted &= np.isin(np.arange(num_items + 1), np.asarray(target_items, np.int64))
+    counted = []
+    for targets in queries.targets:
+        targets = np.asarray(targets, np.int64)
+        targets = targets[targets > 0]
+        if candidates is not None:
+            targets = targets[np.isin(targets, candidates)]
+        if target_items is not None:
+            targets = targets[np.isin(targets, target_items)]
+        counted.append(targets)
     columns = {f"{name}@{k}": [] for k in ks for name in ("recall", "ndcg", "hr", "random_recall")}
     sizes, counts = [], []
-    for start in range(0, len(queries), batch_size):
-        batch = {"user_id": queries.user_id[start:start + batch_size],
-                 "history": queries.history[start:start + batch_size]}
-        scores = ops.convert_to_numpy(model.encode_users(batch)).astype(np.float32) @ items.T
-        for row, user_scores in enumerate(scores):
-            targets = np.asarray(queries.targets[start + row], np.int64)
-            targets = targets[wanted[targets]]
-            if not len(targets):
+    features = {"user_id": queries.user_id, "history": queries.history}
+    seen = dict(zip(queries.user_id.tolist(), queries.seen))
+    for chunk in rank_targets(model, features, counted, seen, candidates, ks=ks, batch_size=batch_size):
+        bounds = np.concatenate([[0], np.cumsum(np.bincount(chunk.row, minlength=len(chunk.scores)))])
+        for row, (first, last) in enumerate(zip(bounds[:-1], bounds[1:])):
+            if first == last:
                 continue
-            eligible = allowed.copy()
-            eligible[np.asarray(queries.seen[start + row], np.int64)] = False
-            eligible[targets] = True
-            ranked = user_scores[eligible[1:]]
-            target_scores = user_scores[targets - 1]
-            greater = (ranked[None, :] > target_scores[:, None]).sum(axis=1)
-            ties = (ranked[None, :] == target_scores[:, None]).sum(axis=1) - 1
+            ranked = chunk.scores[row][chunk.ranked[row]]
             sizes.append(len(ranked))
-            counts.append(len(targets))
+            counts.append(last - first)
             for k in ks:
-                hits, gains = expected_hits_and_gains(greater, ties, k)
-                ideal = (1.0 / np.log2(np.arange(min(len(targets), k)) + 2.0)).sum()
-                columns[f"recall@{k}"].append(hits.sum() / len(targets))
-                columns[f"ndcg@{k}"].append(gains.sum() / ideal)
-                columns[f"hr@{k}"].append(_expected_any_hit(ranked, target_scores, k))
+                ideal = (1.0 / np.log2(np.arange(min(last - first, k)) + 2.0)).sum()
+                columns[f"recall@{k}"].append(chunk.hits[k][first:last].sum() / (last - first))
+                columns[f"ndcg@{k}"].append(chunk.gains[k][first:last].sum() / ideal)
+                columns[f"hr@{k}"].append(_expected_any_hit(ranked, chunk.target_score[first:last], k))
                 columns[f"random_recall@{k}"].append(min(k, len(ranked)) / len(ranked))
     if not counts:
         raise ValueError("evaluate_user_targets: no user has a target among the candidates")
@@ -159,7 +148,6 @@ def evaluate_user_targets(model, queries: UserQueries, ks: tuple[int, ...] = (10
     metrics.update({"num_users": float(len(counts)), "num_targets": float(np.sum(counts)),
                     "num_candidates": float(np.mean(sizes))})
     return metrics
-
 
 def _expected_any_hit(ranked: np.ndarray, target_scores: np.ndarray, k: int) -> float:
     """P(at least one target in the top k) with ties at the k-th place broken uniformly at random."""

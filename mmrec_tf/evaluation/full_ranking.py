@@ -60,6 +60,88 @@ def expected_reciprocal_rank(greater: np.ndarray, ties: np.ndarray) -> np.ndarra
     return (harmonic[greater + ties + 1] - harmonic[greater]) / (ties + 1.0)
 
 
+@dataclasses.dataclass
+class RankedTargets:
+    """One chunk of queries scored against the catalog by :func:`rank_targets`.
+
+    ``scores [B, N]`` are every item's scores (item index ``i`` in column
+    ``i - 1``), ``-inf`` where the item is not ranked for that query
+    (``ranked [B, N]`` is False). The targets of the chunk are flattened:
+    ``row [T]`` is each target's query (row of the chunk), ``target [T]`` its
+    item index (0: unknown, never found), ``target_score [T]`` its score
+    (``-inf`` when unknown); ``greater [T]`` and ``ties [T]`` count the ranked
+    items above it and the other ranked items with its score,
+    ``unfiltered_greater [T]`` every item above it (nothing excluded), and
+    ``hits[k]`` / ``gains[k]`` are its expected HR@k and DCG@k
+    (:func:`expected_hits_and_gains`).
+    """
+
+    start: int
+    scores: np.ndarray
+    ranked: np.ndarray
+    row: np.ndarray
+    target: np.ndarray
+    target_score: np.ndarray
+    greater: np.ndarray
+    ties: np.ndarray
+    unfiltered_greater: np.ndarray
+    hits: dict[int, np.ndarray]
+    gains: dict[int, np.ndarray]
+
+
+def rank_targets(model, features: dict[str, np.ndarray], targets, seen: dict[int, np.ndarray] | None = None,
+                 candidates: np.ndarray | None = None, ks: tuple[int, ...] = (10, 20), batch_size: int = 1024):
+    """Score the catalog for each query and count where each of its targets lands; yields :class:`RankedTargets`.
+
+    ``features`` are the model's user features, one row per query, encoded
+    ``batch_size`` rows at a time; ``targets[q]`` are query ``q``'s item
+    indices to place (any number), ``seen[user]`` the items its user already
+    had. Ranked for query ``q``: the ``candidates`` (item indices, default
+    every item) its user has not seen, and always ``q``'s targets.
+
+    Example (item 1 scores 3, item 2 scores 2, item 3 scores 1; the query has
+    seen item 1 and its targets are items 2 and 3):
+    >>> from mmrec_tf.models import TwoTower
+    >>> model = TwoTower(num_users=1, num_items=3, embedding_dim=1)
+    >>> model.build()
+    >>> _ = model.user_embedding.embeddings.assign(np.ones((2, 1), "float32"))
+    >>> _ = model.item_embedding.embeddings.assign(np.array([[0.0], [3.0], [2.0], [1.0]], "float32"))
+    >>> features = {"user_id": np.array([1]), "history": np.zeros((1, 1), np.int32)}
+    >>> [chunk] = rank_targets(model, features, [np.array([2, 3])], seen={1: np.array([1])}, ks=(1,))
+    >>> chunk.greater.tolist(), chunk.unfiltered_greater.tolist(), chunk.hits[1].tolist()
+    ([0, 1], [1, 2], [1.0, 0.0])
+    """
+    seen = seen or {}
+    items = model.all_item_embeddings()
+    num_items = items.shape[0]
+    allowed = np.ones(num_items + 1, bool)
+    if candidates is not None:
+        allowed[:] = False
+        allowed[np.asarray(candidates, np.int64)] = True
+    for start in range(0, len(targets), batch_size):
+        batch = {name: value[start:start + batch_size] for name, value in features.items()}
+        scores = ops.convert_to_numpy(model.encode_users(batch)).astype(np.float32) @ items.T
+        chunk_targets = [np.asarray(t, np.int64) for t in targets[start:start + batch_size]]
+        ranked = np.tile(allowed, (len(chunk_targets), 1))
+        for row, (user, row_targets) in enumerate(zip(batch["user_id"], chunk_targets)):
+            ranked[row, np.asarray(seen.get(int(user), []), np.int64)] = False
+            ranked[row, row_targets] = True
+        ranked = ranked[:, 1:]
+        rows = np.repeat(np.arange(len(chunk_targets)), [len(t) for t in chunk_targets])
+        target = np.concatenate(chunk_targets) if chunk_targets else np.zeros(0, np.int64)
+        target_score = np.where(target > 0, scores[rows, np.maximum(target - 1, 0)], -np.inf)
+        unfiltered_greater = (scores[rows] > target_score[:, None]).sum(axis=1)
+        scores[~ranked] = -np.inf
+        by_target = scores[rows]
+        greater = (by_target > target_score[:, None]).sum(axis=1)
+        ties = (by_target == target_score[:, None]).sum(axis=1) - (target > 0)
+        hits, gains = {}, {}
+        for k in ks:
+            hits[k], gains[k] = expected_hits_and_gains(greater, ties, k)
+        yield RankedTargets(start, scores, ranked, rows, target, target_score, greater, ties, unfiltered_greater,
+                            hits, gains)
+
+
 def evaluate_retrieval(
     model,
     examples: Examples,
@@ -70,59 +152,43 @@ def evaluate_retrieval(
     """Rank every item for each example's user; score where the target lands.
 
     ``model`` is a :class:`~mmrec_tf.models.RetrievalModel`. For each example
-    all ``num_items`` items are scored; the items in ``seen[user]`` other than
-    the target are excluded (the user already had them). Reports, averaged over
-    examples: ``hr@k`` (= recall@k with one held-out item), ``ndcg@k``, ``mrr``
-    (all with ties broken at random in expectation), ``coverage@k`` (share of
-    items in at least one user's top k) and TFRS' ``factorized_top_k@k`` (the
-    target's score among all items' scores, nothing excluded), for comparison
-    with TFRS tutorial numbers.
+    all ``num_items`` items are scored (:func:`rank_targets`); the items in
+    ``seen[user]`` other than the target are excluded (the user already had
+    them). Reports, averaged over examples: ``hr@k`` (= recall@k with one
+    held-out item), ``ndcg@k``, ``mrr`` (all with ties broken at random in
+    expectation), ``coverage@k`` (share of items in at least one user's top k)
+    and TFRS' ``factorized_top_k@k`` (the target's score among all items'
+    scores, nothing excluded), for comparison with TFRS tutorial numbers.
     """
     if len(examples) == 0:
         raise ValueError("evaluate_retrieval: no examples to evaluate")
-    seen = seen or {}
-    items = model.all_item_embeddings()
-    num_items = items.shape[0]
     top_k = max(ks)
     hits = {k: [] for k in ks}
     gains = {k: [] for k in ks}
     factorized = {k: [] for k in ks}
+    covered = {k: [] for k in ks}
     reciprocal = []
-    coverage_sets = {k: np.zeros(num_items, bool) for k in ks}
-    features = examples.features()
-    for start in range(0, len(examples), batch_size):
-        batch = {name: value[start:start + batch_size] for name, value in features.items()}
-        users = ops.convert_to_numpy(model.encode_users(batch)).astype(np.float32)
-        scores = users @ items.T
-        targets = batch["item_id"] - 1
-        rows = np.arange(len(targets))
-        target_scores = np.where(targets >= 0, scores[rows, np.maximum(targets, 0)], -np.inf)
-        raw_greater = (scores > target_scores[:, None]).sum(axis=1)
+    for chunk in rank_targets(model, examples.features(), examples.item_id[:, None], seen, ks=ks,
+                              batch_size=batch_size):
+        num_items = chunk.scores.shape[1]
         for k in ks:
-            factorized[k].append((raw_greater < k).astype(np.float64))
-        for row, user in enumerate(batch["user_id"]):
-            excluded = seen.get(int(user))
-            if excluded is not None and len(excluded):
-                excluded = excluded[(excluded != batch["item_id"][row]) & (excluded > 0)] - 1
-                scores[row, excluded] = -np.inf
-        greater = (scores > target_scores[:, None]).sum(axis=1)
-        ties = (scores == target_scores[:, None]).sum(axis=1) - (targets >= 0)
+            factorized[k].append((chunk.unfiltered_greater < k).astype(np.float64))
+            hits[k].append(chunk.hits[k])
+            gains[k].append(chunk.gains[k])
+        reciprocal.append(expected_reciprocal_rank(chunk.greater, chunk.ties))
+        top = np.argpartition(-chunk.scores, min(top_k, num_items - 1), axis=1)[:, :top_k]
+        top_scores = np.take_along_axis(chunk.scores, top, axis=1)
+        best = np.take_along_axis(top, np.argsort(-top_scores, axis=1, kind="stable"), axis=1)
         for k in ks:
-            hit, gain = expected_hits_and_gains(greater, ties, k)
-            hits[k].append(hit)
-            gains[k].append(gain)
-        reciprocal.append(expected_reciprocal_rank(greater, ties))
-        top = np.argpartition(-scores, min(top_k, num_items - 1), axis=1)[:, :top_k]
-        top_scores = np.take_along_axis(scores, top, axis=1)
-        ranked = np.take_along_axis(top, np.argsort(-top_scores, axis=1, kind="stable"), axis=1)
-        for k in ks:
-            coverage_sets[k][ranked[:, :k].ravel()] = True
+            covered[k].append(best[:, :k].ravel())
     metrics = {}
     for k in ks:
         metrics[f"hr@{k}"] = float(np.concatenate(hits[k]).mean())
         metrics[f"ndcg@{k}"] = float(np.concatenate(gains[k]).mean())
     metrics["mrr"] = float(np.concatenate(reciprocal).mean())
     for k in ks:
-        metrics[f"coverage@{k}"] = float(coverage_sets[k].mean())
+        coverage = np.zeros(num_items, bool)
+        coverage[np.concatenate(covered[k])] = True
+        metrics[f"coverage@{k}"] = float(coverage.mean())
         metrics[f"factorized_top_k@{k}"] = float(np.concatenate(factorized[k]).mean())
     return RetrievalReport(metrics, len(examples), num_items)

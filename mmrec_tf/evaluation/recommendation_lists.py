@@ -13,10 +13,10 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-from keras import ops
 
 from mmrec_tf.data.pipeline import Examples
 from mmrec_tf.evaluation import beyond_accuracy as ba
+from mmrec_tf.evaluation.full_ranking import rank_targets
 
 
 @dataclasses.dataclass
@@ -52,24 +52,15 @@ def ranked_items(model, examples: Examples, seen: dict[int, np.ndarray] | None =
                  batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray]:
     """Each example's best ``k`` item indices ``[U, k]`` (0 = empty slot) and their scores (``-inf`` when empty).
 
-    The user's seen items other than the target are excluded; ties are broken
-    by item index (stable sort), so the lists are deterministic.
+    Scored by :func:`~mmrec_tf.evaluation.full_ranking.rank_targets` (the
+    user's seen items other than the target excluded); ties are broken by
+    item index (stable sort), so the lists are deterministic.
     """
-    seen = seen or {}
-    items = np.asarray(model.all_item_embeddings(), np.float32)
-    k = min(k, items.shape[0])
-    features = examples.features()
     lists, list_scores = [], []
-    for start in range(0, len(examples), batch_size):
-        batch = {name: value[start:start + batch_size] for name, value in features.items()}
-        scores = ops.convert_to_numpy(model.encode_users(batch)).astype(np.float32) @ items.T
-        for row, user in enumerate(batch["user_id"]):
-            excluded = seen.get(int(user))
-            if excluded is not None and len(excluded):
-                excluded = excluded[(excluded != batch["item_id"][row]) & (excluded > 0)] - 1
-                scores[row, excluded] = -np.inf
-        order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-        top_scores = np.take_along_axis(scores, order, axis=1)
+    for chunk in rank_targets(model, examples.features(), examples.item_id[:, None], seen, ks=(),
+                              batch_size=batch_size):
+        order = np.argsort(-chunk.scores, axis=1, kind="stable")[:, :k]
+        top_scores = np.take_along_axis(chunk.scores, order, axis=1)
         lists.append(np.where(np.isfinite(top_scores), order + 1, 0))
         list_scores.append(top_scores)
     return np.concatenate(lists).astype(np.int64), np.concatenate(list_scores)
