@@ -43,7 +43,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 from _common import SHARED_DATA, mean_std, print_table  # noqa: E402
 
 from mmrec_tf.data.sources import load_dataset  # noqa: E402
-from mmrec_tf.evaluation.rolling import STRATEGIES, rolling_evaluation  # noqa: E402
+from mmrec_tf.evaluation.rolling import STRATEGIES, new_item_chance_hit_rates, rolling_evaluation  # noqa: E402
 
 MAX_HISTORY = 20
 # No XLA for either strategy: its compile is paid by every new model (each retrain, each update's grown model)
@@ -139,6 +139,9 @@ def summarise(records: list[dict]) -> None:
                          f"{statistics.mean(seconds[strategy]):.0f}", str(len(runs))])
             curve = [_mean([s["windows"][k]["hr@10"] for s in per_seed]) for k in range(len(per_seed[0]["windows"]))]
             windows_rows.append([model, dataset, strategy, *[f"{v:.4f}" for v in curve]])
+        chance = _mean(new_item_chance_hit_rates(load_dataset(dataset, DATA_PATHS[dataset]).interactions,
+                                                 runs[0]["windows"]))
+        rows.append([model, dataset, "random ranking", "", f"{chance:.4f}", "", "", ""])
         quality = statistics.mean(hr["update"]) / statistics.mean(hr["retrain"])
         cost = statistics.mean(seconds["update"]) / statistics.mean(seconds["retrain"])
         per_seed_quality = [u / r for u, r in zip(hr["update"], hr["retrain"])]

@@ -206,6 +206,50 @@ def evaluate_window(model, space: FeatureSpace, before: pd.DataFrame, window: pd
     return metrics
 
 
+def _cut(interactions: pd.DataFrame, windows: int) -> tuple[list[pd.DataFrame], dict[str, int], list[list[str]]]:
+    """``(parts, first_window, catalog)``: the windows' interactions, each item's first window, the catalog by window.
+
+    ``catalog[k]`` holds the items seen in windows ``0..k``: at the start of
+    window ``k`` its new items are in the catalog, with their features,
+    before anyone has interacted with them.
+    """
+    log = interactions.reset_index(drop=True)
+    labels = time_windows(log, windows)
+    parts = [log[labels == k] for k in range(windows)]
+    first_window = {}
+    for k, part in enumerate(parts):
+        for item in pd.unique(part["item_id"]):
+            first_window.setdefault(item, k)
+    catalog = [[item for item, k in first_window.items() if k <= last] for last in range(windows)]
+    return parts, first_window, catalog
+
+
+def new_item_chance_hit_rates(interactions: pd.DataFrame, windows: int, k: int = 10) -> list[float]:
+    """HR@k on each evaluated window's new items (windows ``2..N``) of a ranking drawn at random, in expectation.
+
+    The reference for ``hr@10_new_items``: for an interaction of a user with
+    a past, with an item first seen in its window, a random order of the
+    catalog items the user has not seen puts it in the top ``k`` with
+    probability ``min(1, k / unseen)``; the mean over those interactions
+    (NaN for a window without any).
+
+    Example:
+    >>> log = pd.DataFrame({"user_id": list("aabbab"), "item_id": list("xyxyzw"), "timestamp": range(6)})
+    >>> new_item_chance_hit_rates(log, windows=3, k=1)  # window 3: a, b each meet a new item, 2 of 4 unseen
+    [nan, 0.5]
+    """
+    parts, first_window, catalog = _cut(interactions, windows)
+    rates = []
+    for window in range(1, windows):
+        before = pd.concat(parts[:window])
+        seen = before.groupby("user_id")["item_id"].nunique()
+        part = parts[window][parts[window]["user_id"].isin(seen.index)]
+        new = part[part["item_id"].map(first_window).to_numpy() == window]
+        unseen = len(catalog[window]) - seen.reindex(new["user_id"]).to_numpy()
+        rates.append(float(np.minimum(1.0, k / unseen).mean()) if len(new) else float("nan"))
+    return rates
+
+
 def rolling_evaluation(model_name: str, dataset: Dataset, windows: int, strategies=STRATEGIES,
                        training: dict | None = None, update_epochs: int = 1, seed: int = 0, ks=KS, verbose: int = 0,
                        update_learning_rate: float | None = None, replay: float = 0.0,
@@ -231,14 +275,7 @@ def rolling_evaluation(model_name: str, dataset: Dataset, windows: int, strategi
     unknown = [s for s in strategies if s not in STRATEGIES]
     if unknown:
         raise ValueError(f"unknown strategies {unknown}; expected some of {STRATEGIES}")
-    log = dataset.interactions.reset_index(drop=True)
-    labels = time_windows(log, windows)
-    parts = [log[labels == k] for k in range(windows)]
-    first_window = {}
-    for k, part in enumerate(parts):
-        for item in pd.unique(part["item_id"]):
-            first_window.setdefault(item, k)
-    catalog = [[item for item, k in first_window.items() if k <= last] for last in range(windows)]
+    parts, first_window, catalog = _cut(dataset.interactions, windows)
     config = TrainingConfig(**{**(training or {}), "seed": seed})
     update_config = dataclasses.replace(config, epochs=update_epochs,
                                         learning_rate=update_learning_rate or config.learning_rate)
