@@ -42,6 +42,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from _common import SHARED_DATA, mean_std, print_table  # noqa: E402
 
+from mmrec_tf.cli import parse_settings  # noqa: E402
 from mmrec_tf.data.sources import load_dataset  # noqa: E402
 from mmrec_tf.evaluation.rolling import STRATEGIES, new_item_chance_hit_rates, rolling_evaluation  # noqa: E402
 
@@ -87,6 +88,7 @@ def run(args) -> list[dict]:
     done = {(r["model"], r["dataset"], r["seed"]) for r in records}
     datasets = {}
     for (model, dataset_name), (architecture, training, update) in GRID.items():
+        architecture = {**architecture, **args.set}
         if args.only and f"{model}@{dataset_name}" not in args.only.split(","):
             continue
         if dataset_name not in datasets:
@@ -175,9 +177,16 @@ def main() -> None:
     parser.add_argument("--update-replay", type=float, default=None, help="older interactions replayed by each "
                         "update, as a multiple of the window's size (default: the grid's, 0)")
     parser.add_argument("--only", default=None, help="comma-separated model@dataset combinations")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override an architecture argument of the grid's models (repeatable; recorded in "
+                        "each result's architecture)")
     parser.add_argument("--summary-only", action="store_true",
                         help="print the tables of --results (comma-separated files: their records together)")
     args = parser.parse_args()
+    try:
+        args.set = parse_settings(args.set)
+    except ValueError as error:
+        raise SystemExit(str(error)) from None
     records = ([record for name in args.results.split(",")
                 for record in json.loads(pathlib.Path(name).read_text(encoding="utf-8"))]
                if args.summary_only else run(args))
