@@ -58,13 +58,10 @@ TRAINING = {"epochs": 3, "batch_size": 256, "learning_rate": 0.002, "jit_compile
 # 0.0394 on seed 0; two passes, or replaying half a window of older interactions, no better on seeds 0-1 and
 # slower); lstm_two_tower keeps the recipe's (seed 0: 0.0479 at 0.002, 0.0468 at 0.001).
 UPDATE = {"epochs": 1, "learning_rate": None, "replay": 0.0}
-# lstm_two_tower must rank items that have no interactions yet from their features: ids hidden 30 % of the time in
-# training and always for untrained items (mmrec_tf.models.SequenceRetrievalModel), as the fusion models do.
-NEW_ITEMS_FROM_FEATURES = {"id_dropout": 0.3, "zero_untrained_ids": True}
 GRID = {  # (model, dataset): (architecture, training of window 1 and of each retrain, update)
     ("lstm_two_tower", "movielens-100k"): (
         {"embedding_dim": 32, "lstm_units": 32, "max_history": MAX_HISTORY, "item_features": ["genres", "title"],
-         **NEW_ITEMS_FROM_FEATURES, "temperature": 0.1, "logq_correction": True, "remove_accidental_hits": True},
+         "temperature": 0.1, "logq_correction": True, "remove_accidental_hits": True},
         TRAINING, UPDATE),
     ("concat_fusion", "movielens-100k-mm"): (
         {"embedding_dim": 32, "hidden_units": [64], "max_history": MAX_HISTORY, "modality_dropout": 0.1,
@@ -73,7 +70,7 @@ GRID = {  # (model, dataset): (architecture, training of window 1 and of each re
         TRAINING, {**UPDATE, "learning_rate": 0.001}),
     ("lstm_two_tower", "movielens-100k-mm"): (
         {"embedding_dim": 32, "lstm_units": 32, "max_history": MAX_HISTORY,
-         "item_features": ["genres", "year", "title", "description"], **NEW_ITEMS_FROM_FEATURES,
+         "item_features": ["genres", "year", "title", "description"],
          "temperature": 0.1, "logq_correction": True, "remove_accidental_hits": True},
         TRAINING, UPDATE),
 }
