@@ -47,7 +47,7 @@ from _common import SHARED_DATA, mean_std, print_table  # noqa: E402
 
 from mmrec_tf.cli import parse_settings  # noqa: E402
 from mmrec_tf.data.sources import load_dataset  # noqa: E402
-from mmrec_tf.evaluation.rolling import STRATEGIES, new_item_chance_hit_rates, rolling_evaluation  # noqa: E402
+from mmrec_tf.evaluation.rolling import STRATEGIES, new_item_reference, rolling_evaluation  # noqa: E402
 
 MAX_HISTORY = 20
 # No XLA for either strategy: its compile is paid by every new model (each retrain, each update's grown model)
@@ -85,16 +85,17 @@ def run(args) -> list[dict]:
     path = pathlib.Path(args.results) if args.results else None
     if path and path.is_file():
         records = json.loads(path.read_text(encoding="utf-8"))
-    done = {(r["model"], r["dataset"], r["seed"]) for r in records}
+    done = {(r.get("label", r["model"]), r["dataset"], r["seed"]) for r in records}
     datasets = {}
     for (model, dataset_name), (architecture, training, update) in GRID.items():
-        architecture = {**architecture, **args.set}
         if args.only and f"{model}@{dataset_name}" not in args.only.split(","):
             continue
+        architecture = {**architecture, **args.set}
+        label = model + ("[" + " ".join(f"{key}={value}" for key, value in args.set.items()) + "]" if args.set else "")
         if dataset_name not in datasets:
             datasets[dataset_name] = load_dataset(dataset_name, DATA_PATHS[dataset_name])
         for seed in range(args.first_seed, args.first_seed + args.seeds):
-            if (model, dataset_name, seed) in done:
+            if (label, dataset_name, seed) in done:
                 continue
             started = time.perf_counter()
             update = {key: value if getattr(args, f"update_{key}") is None else getattr(args, f"update_{key}")
@@ -102,7 +103,7 @@ def run(args) -> list[dict]:
             reports = rolling_evaluation(model, datasets[dataset_name], args.windows, training=training,
                                          update_epochs=update["epochs"], update_learning_rate=update["learning_rate"],
                                          replay=update["replay"], seed=seed, **architecture)
-            record = {"model": model, "dataset": dataset_name, "seed": seed, "windows": args.windows,
+            record = {"model": model, "label": label, "dataset": dataset_name, "seed": seed, "windows": args.windows,
                       "architecture": architecture,
                       "update_epochs": update["epochs"],
                       "update_learning_rate": update["learning_rate"] or training["learning_rate"],
@@ -125,10 +126,10 @@ def _mean(values):
 
 
 def summarise(records: list[dict]) -> None:
-    combos = sorted({(r["model"], r["dataset"]) for r in records})
-    rows, windows_rows, verdicts = [], [], []
+    combos = sorted({(r.get("label", r["model"]), r["dataset"]) for r in records})
+    rows, windows_rows, verdicts, references = [], [], [], {}
     for model, dataset in combos:
-        runs = [r for r in records if (r["model"], r["dataset"]) == (model, dataset)]
+        runs = [r for r in records if (r.get("label", r["model"]), r["dataset"]) == (model, dataset)]
         hr, seconds = {}, {}
         for strategy in STRATEGIES:
             per_seed = [r["strategies"][strategy] for r in runs]
@@ -141,9 +142,12 @@ def summarise(records: list[dict]) -> None:
                          f"{statistics.mean(seconds[strategy]):.0f}", str(len(runs))])
             curve = [_mean([s["windows"][k]["hr@10"] for s in per_seed]) for k in range(len(per_seed[0]["windows"]))]
             windows_rows.append([model, dataset, strategy, *[f"{v:.4f}" for v in curve]])
-        chance = _mean(new_item_chance_hit_rates(load_dataset(dataset, DATA_PATHS[dataset]).interactions,
-                                                 runs[0]["windows"]))
-        rows.append([model, dataset, "random ranking", "", f"{chance:.4f}", "", "", ""])
+        if (dataset, runs[0]["windows"]) not in references:
+            references[dataset, runs[0]["windows"]] = new_item_reference(
+                load_dataset(dataset, DATA_PATHS[dataset]).interactions, runs[0]["windows"])
+        reference = references[dataset, runs[0]["windows"]]
+        rows.append([model, dataset, "random ranking", "", f"{_mean([rate for _, rate in reference]):.4f}", "", "",
+                     ""])
         quality = statistics.mean(hr["update"]) / statistics.mean(hr["retrain"])
         cost = statistics.mean(seconds["update"]) / statistics.mean(seconds["retrain"])
         per_seed_quality = [u / r for u, r in zip(hr["update"], hr["retrain"])]
@@ -161,6 +165,9 @@ def summarise(records: list[dict]) -> None:
     print()
     for verdict in verdicts:
         print(verdict)
+    for (dataset, windows), reference in references.items():
+        print(f"{dataset}, {windows} windows: interactions with items new in windows 2..{windows}: "
+              f"{', '.join(str(count) for count, _ in reference)} (one hit is 1 / count of a window's new-items HR@10)")
 
 
 def main() -> None:

@@ -130,6 +130,18 @@ def test_metrics_by_hand_with_several_targets():
                                  target_items=np.array([6]))["num_users"] == 1
 
 
+def test_queries_sharing_a_user_index_each_exclude_their_own_seen_items():
+    """Hashed-bucket users share one index: each query's own seen items are excluded, not another's."""
+    model = fixed_model([0.9, 0.8, 0.7, 0.6, 0.5, 0.4])
+    queries = UserQueries(np.array([3, 3]), np.zeros((2, 1), np.int32),
+                          targets=[np.array([3]), np.array([3])], seen=[np.array([1, 2]), np.array([], np.int64)])
+    metrics = evaluate_user_targets(model, queries, ks=(1, 3))
+    # query 0: items 1, 2 excluded -> target 3 ranks first of 4; query 1: nothing excluded -> third of 6
+    assert metrics["recall@1"] == pytest.approx((1 + 0) / 2)
+    assert metrics["recall@3"] == pytest.approx((1 + 1) / 2)
+    assert metrics["num_candidates"] == pytest.approx((4 + 6) / 2)
+
+
 def test_ties_are_broken_at_random_in_expectation():
     model = fixed_model([0.5, 0.5, 0.5, 0.5, 0.1])
     queries = UserQueries(np.array([1]), np.zeros((1, 1), np.int32), targets=[np.array([1, 2])],

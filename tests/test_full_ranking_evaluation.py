@@ -81,8 +81,8 @@ def test_rank_targets_counts_several_targets_among_candidates_by_hand():
     # Query 1 (user 3, scores reversed): targets 0 (unknown) and 1; nothing seen: ranked 2, 3, 4, 5 and target 1.
     features = {"user_id": np.array([1, 3])}
     targets = [np.array([3, 5]), np.array([0, 1])]
-    [chunk] = rank_targets(MODEL, features, targets, seen={1: np.array([2, 5])}, candidates=np.array([2, 3, 4, 5]),
-                           ks=(1, 3))
+    [chunk] = rank_targets(MODEL, features, targets, seen=[np.array([2, 5]), np.array([], np.int64)],
+                           candidates=np.array([2, 3, 4, 5]), ks=(1, 3))
     assert chunk.start == 0 and chunk.row.tolist() == [0, 0, 1, 1] and chunk.target.tolist() == [3, 5, 0, 1]
     assert chunk.ranked.tolist() == [[False, False, True, True, True], [True, True, True, True, True]]
     assert chunk.scores[0].tolist() == [-np.inf, -np.inf, 4.0, 3.0, 1.0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from mmrec_tf.registry import create_model, registered_model
 from mmrec_tf.training import TrainingConfig, train_model
@@ -58,6 +59,17 @@ def test_id_dropout_hides_whole_ids_at_its_rate_in_training_only(name, tiny_spac
     kept = np.isclose(dropped, full, atol=1e-6).all(axis=-1)
     assert (hidden ^ kept).all()  # every row is either the full vector or the content-only one, never scaled
     assert hidden.mean() == pytest.approx(0.3, abs=0.03)  # 10,000+ draws: 6 standard deviations
+
+
+def test_id_dropout_draws_a_new_mask_at_every_step_of_a_traced_function(tiny_space):
+    """Inside a tf.function (as in fit) the seed state advances: two calls hide different ids, each at the rate."""
+    model = create_model("lstm_two_tower", space=tiny_space, id_dropout=0.3, **TINY["lstm_two_tower"])
+    items = np.tile(np.arange(1, tiny_space.num_items + 1, dtype="int32"), 10_000 // tiny_space.num_items + 1)
+    without_id = keras.ops.convert_to_numpy(model.item_encoder(items, id_scale=np.zeros(len(items), "float32")))
+    step = tf.function(lambda: model.item_vectors(items, training=True))
+    masks = [np.isclose(keras.ops.convert_to_numpy(step()), without_id, atol=1e-6).all(axis=-1) for _ in range(2)]
+    assert (masks[0] != masks[1]).mean() == pytest.approx(2 * 0.3 * 0.7, abs=0.03)  # independent draws
+    assert masks[0].mean() == pytest.approx(0.3, abs=0.03) and masks[1].mean() == pytest.approx(0.3, abs=0.03)
 
 
 def test_lstm_two_tower_reads_history_items_through_the_same_id_rule(tiny_space, tiny_examples):

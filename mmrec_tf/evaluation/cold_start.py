@@ -127,8 +127,7 @@ def evaluate_user_targets(model, queries: UserQueries, ks: tuple[int, ...] = (10
     columns = {f"{name}@{k}": [] for k in ks for name in ("recall", "ndcg", "hr", "random_recall")}
     sizes, counts = [], []
     features = {"user_id": queries.user_id, "history": queries.history}
-    seen = dict(zip(queries.user_id.tolist(), queries.seen))
-    for chunk in rank_targets(model, features, counted, seen, candidates, ks=ks, batch_size=batch_size):
+    for chunk in rank_targets(model, features, counted, queries.seen, candidates, ks=ks, batch_size=batch_size):
         bounds = np.concatenate([[0], np.cumsum(np.bincount(chunk.row, minlength=len(chunk.scores)))])
         for row, (first, last) in enumerate(zip(bounds[:-1], bounds[1:])):
             if first == last:
@@ -148,6 +147,7 @@ def evaluate_user_targets(model, queries: UserQueries, ks: tuple[int, ...] = (10
     metrics.update({"num_users": float(len(counts)), "num_targets": float(np.sum(counts)),
                     "num_candidates": float(np.mean(sizes))})
     return metrics
+
 
 def _expected_any_hit(ranked: np.ndarray, target_scores: np.ndarray, k: int) -> float:
     """P(at least one target in the top k) with ties at the k-th place broken uniformly at random."""

@@ -89,15 +89,35 @@ class RankedTargets:
     gains: dict[int, np.ndarray]
 
 
-def rank_targets(model, features: dict[str, np.ndarray], targets, seen: dict[int, np.ndarray] | None = None,
+def seen_by_user(seen: dict[int, np.ndarray] | None, user_ids) -> list[np.ndarray]:
+    """``seen[user]`` for each of ``user_ids`` (none for users it lacks): the per-query list :func:`rank_targets` takes.
+
+    Example:
+    >>> [items.tolist() for items in seen_by_user({1: np.array([4, 5])}, np.array([1, 2, 1]))]
+    [[4, 5], [], [4, 5]]
+    """
+    seen = seen or {}
+    nothing = np.zeros(0, np.int64)
+    return [np.asarray(seen.get(int(user), nothing), np.int64) for user in user_ids]
+
+
+def _count_above_and_tied(row_scores: np.ndarray, target_scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each target score: how many of ``row_scores`` are greater, and how many equal (one sort, no T x N copy)."""
+    ordered = np.sort(row_scores)
+    below_or_equal = np.searchsorted(ordered, target_scores, side="right")
+    return len(ordered) - below_or_equal, below_or_equal - np.searchsorted(ordered, target_scores, side="left")
+
+
+def rank_targets(model, features: dict[str, np.ndarray], targets, seen: list[np.ndarray] | None = None,
                  candidates: np.ndarray | None = None, ks: tuple[int, ...] = (10, 20), batch_size: int = 1024):
     """Score the catalog for each query and count where each of its targets lands; yields :class:`RankedTargets`.
 
     ``features`` are the model's user features, one row per query, encoded
     ``batch_size`` rows at a time; ``targets[q]`` are query ``q``'s item
-    indices to place (any number), ``seen[user]`` the items its user already
-    had. Ranked for query ``q``: the ``candidates`` (item indices, default
-    every item) its user has not seen, and always ``q``'s targets.
+    indices to place (any number), ``seen[q]`` the items query ``q``'s user
+    already had (:func:`seen_by_user` builds it from a dict by user). Ranked
+    for query ``q``: the ``candidates`` (item indices, default every item)
+    not in ``seen[q]``, and always ``q``'s targets.
 
     Example (item 1 scores 3, item 2 scores 2, item 3 scores 1; the query has
     seen item 1 and its targets are items 2 and 3):
@@ -107,34 +127,44 @@ def rank_targets(model, features: dict[str, np.ndarray], targets, seen: dict[int
     >>> _ = model.user_embedding.embeddings.assign(np.ones((2, 1), "float32"))
     >>> _ = model.item_embedding.embeddings.assign(np.array([[0.0], [3.0], [2.0], [1.0]], "float32"))
     >>> features = {"user_id": np.array([1]), "history": np.zeros((1, 1), np.int32)}
-    >>> [chunk] = rank_targets(model, features, [np.array([2, 3])], seen={1: np.array([1])}, ks=(1,))
+    >>> [chunk] = rank_targets(model, features, [np.array([2, 3])], seen=[np.array([1])], ks=(1,))
     >>> chunk.greater.tolist(), chunk.unfiltered_greater.tolist(), chunk.hits[1].tolist()
     ([0, 1], [1, 2], [1.0, 0.0])
     """
-    seen = seen or {}
+    if seen is not None and len(seen) != len(targets):
+        raise ValueError(f"rank_targets: {len(seen)} seen lists for {len(targets)} queries; give one per query")
     items = model.all_item_embeddings()
     num_items = items.shape[0]
     allowed = np.ones(num_items + 1, bool)
     if candidates is not None:
         allowed[:] = False
         allowed[np.asarray(candidates, np.int64)] = True
+    nothing = np.zeros(0, np.int64)
     for start in range(0, len(targets), batch_size):
         batch = {name: value[start:start + batch_size] for name, value in features.items()}
         scores = ops.convert_to_numpy(model.encode_users(batch)).astype(np.float32) @ items.T
         chunk_targets = [np.asarray(t, np.int64) for t in targets[start:start + batch_size]]
+        chunk_seen = seen[start:start + batch_size] if seen is not None else [nothing] * len(chunk_targets)
         ranked = np.tile(allowed, (len(chunk_targets), 1))
-        for row, (user, row_targets) in enumerate(zip(batch["user_id"], chunk_targets)):
-            ranked[row, np.asarray(seen.get(int(user), []), np.int64)] = False
+        for row, (row_seen, row_targets) in enumerate(zip(chunk_seen, chunk_targets)):
+            ranked[row, np.asarray(row_seen, np.int64)] = False
             ranked[row, row_targets] = True
         ranked = ranked[:, 1:]
         rows = np.repeat(np.arange(len(chunk_targets)), [len(t) for t in chunk_targets])
         target = np.concatenate(chunk_targets) if chunk_targets else np.zeros(0, np.int64)
         target_score = np.where(target > 0, scores[rows, np.maximum(target - 1, 0)], -np.inf)
-        unfiltered_greater = (scores[rows] > target_score[:, None]).sum(axis=1)
+        unfiltered_greater = np.zeros(len(target), np.int64)
+        greater = np.zeros(len(target), np.int64)
+        ties = np.zeros(len(target), np.int64)
+        bounds = np.concatenate([[0], np.cumsum([len(t) for t in chunk_targets])])
+        for row, (first, last) in enumerate(zip(bounds[:-1], bounds[1:])):
+            if first < last:
+                unfiltered_greater[first:last] = _count_above_and_tied(scores[row], target_score[first:last])[0]
         scores[~ranked] = -np.inf
-        by_target = scores[rows]
-        greater = (by_target > target_score[:, None]).sum(axis=1)
-        ties = (by_target == target_score[:, None]).sum(axis=1) - (target > 0)
+        for row, (first, last) in enumerate(zip(bounds[:-1], bounds[1:])):
+            if first < last:
+                greater[first:last], ties[first:last] = _count_above_and_tied(scores[row], target_score[first:last])
+        ties -= target > 0
         hits, gains = {}, {}
         for k in ks:
             hits[k], gains[k] = expected_hits_and_gains(greater, ties, k)
@@ -168,8 +198,8 @@ def evaluate_retrieval(
     factorized = {k: [] for k in ks}
     covered = {k: [] for k in ks}
     reciprocal = []
-    for chunk in rank_targets(model, examples.features(), examples.item_id[:, None], seen, ks=ks,
-                              batch_size=batch_size):
+    for chunk in rank_targets(model, examples.features(), examples.item_id[:, None],
+                              seen_by_user(seen, examples.user_id), ks=ks, batch_size=batch_size):
         num_items = chunk.scores.shape[1]
         for k in ks:
             factorized[k].append((chunk.unfiltered_greater < k).astype(np.float64))

@@ -16,7 +16,7 @@ import numpy as np
 
 from mmrec_tf.data.pipeline import Examples
 from mmrec_tf.evaluation import beyond_accuracy as ba
-from mmrec_tf.evaluation.full_ranking import rank_targets
+from mmrec_tf.evaluation.full_ranking import rank_targets, seen_by_user
 
 
 @dataclasses.dataclass
@@ -57,8 +57,8 @@ def ranked_items(model, examples: Examples, seen: dict[int, np.ndarray] | None =
     item index (stable sort), so the lists are deterministic.
     """
     lists, list_scores = [], []
-    for chunk in rank_targets(model, examples.features(), examples.item_id[:, None], seen, ks=(),
-                              batch_size=batch_size):
+    for chunk in rank_targets(model, examples.features(), examples.item_id[:, None],
+                              seen_by_user(seen, examples.user_id), ks=(), batch_size=batch_size):
         order = np.argsort(-chunk.scores, axis=1, kind="stable")[:, :k]
         top_scores = np.take_along_axis(chunk.scores, order, axis=1)
         lists.append(np.where(np.isfinite(top_scores), order + 1, 0))

@@ -207,7 +207,7 @@ def evaluate_window(model, space: FeatureSpace, before: pd.DataFrame, window: pd
 
 
 def _cut(interactions: pd.DataFrame, windows: int) -> tuple[list[pd.DataFrame], dict[str, int], list[list[str]]]:
-    """``(parts, first_window, catalog)``: the windows' interactions, each item's first window, the catalog by window.
+    """``(parts, first_window, catalog)``: each window's interactions, each item's first window, the catalog by window.
 
     ``catalog[k]`` holds the items seen in windows ``0..k``: at the start of
     window ``k`` its new items are in the catalog, with their features,
@@ -224,30 +224,31 @@ def _cut(interactions: pd.DataFrame, windows: int) -> tuple[list[pd.DataFrame], 
     return parts, first_window, catalog
 
 
-def new_item_chance_hit_rates(interactions: pd.DataFrame, windows: int, k: int = 10) -> list[float]:
-    """HR@k on each evaluated window's new items (windows ``2..N``) of a ranking drawn at random, in expectation.
+def new_item_reference(interactions: pd.DataFrame, windows: int, k: int = 10) -> list[tuple[int, float]]:
+    """Per evaluated window (``2..N``): ``(interactions with its new items, HR@k of a random ranking on them)``.
 
-    The reference for ``hr@10_new_items``: for an interaction of a user with
-    a past, with an item first seen in its window, a random order of the
-    catalog items the user has not seen puts it in the top ``k`` with
+    The reference for ``hr@10_new_items``: an interaction of a user with a
+    past, with an item first seen in its window, is found in the top ``k`` of
+    a random order of the catalog items the user has not seen with
     probability ``min(1, k / unseen)``; the mean over those interactions
-    (NaN for a window without any).
+    (NaN for a window without any). Few such interactions make a window's
+    ``hr@10_new_items`` coarse: one hit is worth ``1 / count``.
 
     Example:
     >>> log = pd.DataFrame({"user_id": list("aabbab"), "item_id": list("xyxyzw"), "timestamp": range(6)})
-    >>> new_item_chance_hit_rates(log, windows=3, k=1)  # window 3: a, b each meet a new item, 2 of 4 unseen
-    [nan, 0.5]
+    >>> new_item_reference(log, windows=3, k=1)  # window 3: a, b each meet a new item, 2 of 4 unseen
+    [(0, nan), (2, 0.5)]
     """
     parts, first_window, catalog = _cut(interactions, windows)
-    rates = []
+    reference = []
     for window in range(1, windows):
         before = pd.concat(parts[:window])
         seen = before.groupby("user_id")["item_id"].nunique()
         part = parts[window][parts[window]["user_id"].isin(seen.index)]
         new = part[part["item_id"].map(first_window).to_numpy() == window]
         unseen = len(catalog[window]) - seen.reindex(new["user_id"]).to_numpy()
-        rates.append(float(np.minimum(1.0, k / unseen).mean()) if len(new) else float("nan"))
-    return rates
+        reference.append((len(new), float(np.minimum(1.0, k / unseen).mean()) if len(new) else float("nan")))
+    return reference
 
 
 def rolling_evaluation(model_name: str, dataset: Dataset, windows: int, strategies=STRATEGIES,

@@ -52,9 +52,12 @@ class SequenceRetrievalModel(RetrievalModel):
         self.normalize = normalize
         self.id_dropout = float(id_dropout)
         self.zero_untrained_ids = bool(zero_untrained_ids)
-        self.id_dropout_seed = keras.random.SeedGenerator(name="id_dropout_seed") if id_dropout > 0 else None
         self.item_encoder = ItemFeatureEncoder(num_items, embedding_dim, output_dim=embedding_dim,
                                                feature_specs=self.item_feature_specs, name="item_encoder")
+        # made after the item encoder (which draws its initial weights' seeds): the order sasrec's earlier id
+        # dropout layer had, so a seed gives the same initial weights as before
+        self.id_dropout_seed_generator = (keras.random.SeedGenerator(name="id_dropout_seed_generator")
+                                          if id_dropout > 0 else None)
 
     @classmethod
     def from_feature_space(cls, space, item_features: list[str] | None = None, **kwargs):
@@ -96,8 +99,8 @@ class SequenceRetrievalModel(RetrievalModel):
         scale = None
         if self.zero_untrained_ids:
             scale = ops.take(self.item_trained, ops.cast(item_index, "int32"), axis=0)
-        if self.id_dropout_seed is not None and training:
-            draws = keras.random.uniform(ops.shape(item_index), seed=self.id_dropout_seed)
+        if self.id_dropout_seed_generator is not None and training:
+            draws = keras.random.uniform(ops.shape(item_index), seed=self.id_dropout_seed_generator)
             keep = ops.cast(ops.greater_equal(draws, self.id_dropout), "float32")
             scale = keep if scale is None else scale * keep
         return self.item_encoder(item_index, id_scale=scale)
