@@ -145,25 +145,23 @@ def rank_targets(model, features: dict[str, np.ndarray], targets, seen: list[np.
         scores = ops.convert_to_numpy(model.encode_users(batch)).astype(np.float32) @ items.T
         chunk_targets = [np.asarray(t, np.int64) for t in targets[start:start + batch_size]]
         chunk_seen = seen[start:start + batch_size] if seen is not None else [nothing] * len(chunk_targets)
+        lengths = [len(t) for t in chunk_targets]
+        rows = np.repeat(np.arange(len(chunk_targets)), lengths)
+        bounds = np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)])
+        target = np.concatenate(chunk_targets) if chunk_targets else np.zeros(0, np.int64)
+        target_score = np.where(target > 0, scores[rows, np.maximum(target - 1, 0)], -np.inf)
         ranked = np.tile(allowed, (len(chunk_targets), 1))
+        unfiltered_greater, greater, ties = (np.zeros(len(target), np.int64) for _ in range(3))
         for row, (row_seen, row_targets) in enumerate(zip(chunk_seen, chunk_targets)):
             ranked[row, np.asarray(row_seen, np.int64)] = False
             ranked[row, row_targets] = True
+            placed = slice(bounds[row], bounds[row + 1])
+            if lengths[row]:
+                unfiltered_greater[placed] = _count_above_and_tied(scores[row], target_score[placed])[0]
+            scores[row, ~ranked[row, 1:]] = -np.inf
+            if lengths[row]:
+                greater[placed], ties[placed] = _count_above_and_tied(scores[row], target_score[placed])
         ranked = ranked[:, 1:]
-        rows = np.repeat(np.arange(len(chunk_targets)), [len(t) for t in chunk_targets])
-        target = np.concatenate(chunk_targets) if chunk_targets else np.zeros(0, np.int64)
-        target_score = np.where(target > 0, scores[rows, np.maximum(target - 1, 0)], -np.inf)
-        unfiltered_greater = np.zeros(len(target), np.int64)
-        greater = np.zeros(len(target), np.int64)
-        ties = np.zeros(len(target), np.int64)
-        bounds = np.concatenate([[0], np.cumsum([len(t) for t in chunk_targets])])
-        for row, (first, last) in enumerate(zip(bounds[:-1], bounds[1:])):
-            if first < last:
-                unfiltered_greater[first:last] = _count_above_and_tied(scores[row], target_score[first:last])[0]
-        scores[~ranked] = -np.inf
-        for row, (first, last) in enumerate(zip(bounds[:-1], bounds[1:])):
-            if first < last:
-                greater[first:last], ties[first:last] = _count_above_and_tied(scores[row], target_score[first:last])
         ties -= target > 0
         hits, gains = {}, {}
         for k in ks:
