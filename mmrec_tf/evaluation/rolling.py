@@ -27,7 +27,10 @@ it and are not evaluated there.
 
 Per window: HR@k and NDCG@k over all evaluated interactions,
 ``hr@10_new_items`` over interactions with items first seen in that window
-(no interactions yet: features alone), ``hr@10_recent_items`` over items
+(no interactions yet: features alone), ``hr@10_new_among_new`` over the same
+interactions with only that window's new items ranked (can the features
+order new items by the user's taste, whatever the trained items score?),
+``hr@10_recent_items`` over items
 first seen in the window before (known only through the latest update), and
 the training seconds spent to get there: the wall time from the data to a
 model ready to serve, counted the same way for both strategies (``retrain``:
@@ -49,7 +52,7 @@ import pandas as pd
 from mmrec_tf.data.dataset import Dataset
 from mmrec_tf.data.feature_space import FeatureSpace
 from mmrec_tf.data.pipeline import Examples
-from mmrec_tf.evaluation.full_ranking import evaluate_retrieval
+from mmrec_tf.evaluation.full_ranking import evaluate_retrieval, rank_targets
 from mmrec_tf.registry import create_model
 from mmrec_tf.training import TrainingConfig, train_model
 from mmrec_tf.update import continue_training, grow_model, update_examples, with_spare_capacity
@@ -180,7 +183,9 @@ def evaluate_window(model, space: FeatureSpace, before: pd.DataFrame, window: pd
     """HR@k / NDCG@k of ``model`` on one window, plus HR@10 on its new and recent items (NaN if none).
 
     Each metric is averaged over every evaluated interaction; targets the
-    model's catalog lacks count as misses.
+    model's catalog lacks count as misses. ``hr@10_new_among_new`` ranks only
+    ``new_items`` for the interactions with them (the cold-among-cold view of
+    :func:`~mmrec_tf.evaluation.cold_start.evaluate_cold_start`).
     """
     examples, seen, known = window_examples(space, before, window, max_history)
     evaluated = window[window["user_id"].isin(set(before["user_id"]))]
@@ -202,8 +207,25 @@ def evaluate_window(model, space: FeatureSpace, before: pd.DataFrame, window: pd
     for name, group in (("new_items", new_items), ("recent_items", recent_items)):
         part = measured(np.isin(items, list(group)))
         metrics[f"hr@10_{name}"] = part["hr@10"] if part else float("nan")
+    metrics["hr@10_new_among_new"] = _hr_among_new(model, space, examples, known, np.isin(items, list(new_items)),
+                                                   new_items)
     metrics["examples"] = float(len(evaluated))
     return metrics
+
+
+def _hr_among_new(model, space: FeatureSpace, examples: Examples, known: np.ndarray, mask: np.ndarray,
+                  new_items: set[str], k: int = 10) -> float:
+    """HR@k of the evaluated interactions in ``mask`` with only ``new_items`` ranked (NaN if none; unknown: misses)."""
+    if not mask.any():
+        return float("nan")
+    kept = mask[known]
+    if not kept.any():
+        return 0.0
+    candidates = space.item_vocab.lookup(sorted(new_items))
+    subset = _subset_examples(examples, kept)
+    hits = [chunk.hits[k] for chunk in rank_targets(model, subset.features(), subset.item_id[:, None],
+                                                    candidates=candidates[candidates > 0], ks=(k,))]
+    return float(np.concatenate(hits).sum() / mask.sum())
 
 
 def _cut(interactions: pd.DataFrame, windows: int) -> tuple[list[pd.DataFrame], dict[str, int], list[list[str]]]:
@@ -224,20 +246,22 @@ def _cut(interactions: pd.DataFrame, windows: int) -> tuple[list[pd.DataFrame], 
     return parts, first_window, catalog
 
 
-def new_item_reference(interactions: pd.DataFrame, windows: int, k: int = 10) -> list[tuple[int, float]]:
-    """Per evaluated window (``2..N``): ``(interactions with its new items, HR@k of a random ranking on them)``.
+def new_item_reference(interactions: pd.DataFrame, windows: int, k: int = 10) -> list[tuple[int, float, float]]:
+    """Per evaluated window (``2..N``): interactions with its new items, and a random ranking's HR@k on them.
 
-    The reference for ``hr@10_new_items``: an interaction of a user with a
-    past, with an item first seen in its window, is found in the top ``k`` of
-    a random order of the catalog items the user has not seen with
-    probability ``min(1, k / unseen)``; the mean over those interactions
-    (NaN for a window without any). Few such interactions make a window's
-    ``hr@10_new_items`` coarse: one hit is worth ``1 / count``.
+    ``(count, among unseen, among new)``: the references for
+    ``hr@10_new_items`` and ``hr@10_new_among_new``. An interaction of a user
+    with a past, with an item first seen in its window, is found in the top
+    ``k`` of a random order of the catalog items the user has not seen with
+    probability ``min(1, k / unseen)``, and of a random order of the window's
+    new items with ``min(1, k / new)``; means over those interactions (NaN
+    for a window without any). Few such interactions make a window's figures
+    coarse: one hit is worth ``1 / count``.
 
     Example:
     >>> log = pd.DataFrame({"user_id": list("aabbab"), "item_id": list("xyxyzw"), "timestamp": range(6)})
-    >>> new_item_reference(log, windows=3, k=1)  # window 3: a, b each meet a new item, 2 of 4 unseen
-    [(0, nan), (2, 0.5)]
+    >>> new_item_reference(log, windows=3, k=1)  # window 3: a, b each meet a new item, 2 of 4 unseen, 2 new
+    [(0, nan, nan), (2, 0.5, 0.5)]
     """
     parts, first_window, catalog = _cut(interactions, windows)
     reference = []
@@ -246,8 +270,12 @@ def new_item_reference(interactions: pd.DataFrame, windows: int, k: int = 10) ->
         seen = before.groupby("user_id")["item_id"].nunique()
         part = parts[window][parts[window]["user_id"].isin(seen.index)]
         new = part[part["item_id"].map(first_window).to_numpy() == window]
+        if not len(new):
+            reference.append((0, float("nan"), float("nan")))
+            continue
         unseen = len(catalog[window]) - seen.reindex(new["user_id"]).to_numpy()
-        reference.append((len(new), float(np.minimum(1.0, k / unseen).mean()) if len(new) else float("nan")))
+        new_count = sum(first == window for first in first_window.values())
+        reference.append((len(new), float(np.minimum(1.0, k / unseen).mean()), min(1.0, k / new_count)))
     return reference
 
 
