@@ -14,8 +14,9 @@ import dataclasses
 import inspect
 
 from mmrec_tf.errors import ConfigError
+from mmrec_tf.task_kinds import TASK_NAMES, task_kind
 
-TASKS = ("retrieval", "ranking")
+TASKS = TASK_NAMES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,8 +44,7 @@ def register_model(name: str, task: str):
     'A model used only in this docstring.'
     >>> unregister_model("doc_example_model")
     """
-    if task not in TASKS:
-        raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+    task = task_kind(task).name
 
     def decorate(cls):
         if name in _REGISTRY and _REGISTRY[name].cls is not cls:
