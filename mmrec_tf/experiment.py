@@ -25,8 +25,9 @@ from mmrec_tf.data.splits import Split, make_split
 from mmrec_tf.evaluation.full_ranking import RetrievalReport
 from mmrec_tf.evaluation.ranking_evaluator import PointwiseReport, predict_examples
 from mmrec_tf.evaluation.ranking_metrics import gauc
+from mmrec_tf.model_registration import model_task_kind
 from mmrec_tf.registry import create_model, registered_model
-from mmrec_tf.task_kinds import RANKING, RETRIEVAL, TaskKind, model_task_kind, task_kind
+from mmrec_tf.task_kinds import RANKING, RETRIEVAL, TaskKind, task_kind
 from mmrec_tf.training import TrainingConfig, chief_output, is_chief, num_replicas, strategy_name, train_model
 from mmrec_tf.zoo_entry import NO_RECIPE, recipe_for
 

@@ -13,7 +13,8 @@ Not to be confused with :mod:`mmrec_tf.tasks`, the Keras loss layers
 
 This module imports nothing of the package at load time (the evaluators are
 imported when :meth:`TaskKind.evaluate` runs), so ``mmrec list`` and the
-model registration can use it without loading TensorFlow.
+model registration can use it without loading TensorFlow. A model's kind is
+its registration's: :func:`~mmrec_tf.model_registration.model_task_kind`.
 """
 
 from __future__ import annotations
@@ -99,15 +100,3 @@ def task_kind(name_or_kind: str | TaskKind) -> TaskKind:
             return kind
     raise ValueError(f"task must be one of {TASK_NAMES}, got {name_or_kind!r}")
 
-
-def model_task_kind(model) -> TaskKind:
-    """The task kind ``model``'s class was registered for; a model never registered counts as retrieval.
-
-    Example:
-    >>> from mmrec_tf.data.sources import make_synthetic
-    >>> from mmrec_tf import FeatureSpace, create_model
-    >>> space = FeatureSpace.build(make_synthetic(num_users=4, num_items=6, num_clusters=2))
-    >>> model_task_kind(create_model("din", space=space)).name, model_task_kind(object()).name
-    ('ranking', 'retrieval')
-    """
-    return task_kind(getattr(model, "task_type", RETRIEVAL.name))

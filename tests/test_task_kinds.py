@@ -13,8 +13,9 @@ from mmrec_tf.evaluation.ranking_evaluator import predict_examples
 from mmrec_tf.evaluation.ranking_metrics import gauc
 from mmrec_tf.experiment import data_settings, prepare_data, run, save_run
 from mmrec_tf.export.serving_module import ServingModule
+from mmrec_tf.model_registration import model_task_kind
 from mmrec_tf.registry import create_model, list_models, registered_model
-from mmrec_tf.task_kinds import RANKING, RETRIEVAL, TASK_KINDS, TASK_NAMES, TaskKind, model_task_kind, task_kind
+from mmrec_tf.task_kinds import RANKING, RETRIEVAL, TASK_KINDS, TASK_NAMES, TaskKind, task_kind
 from mmrec_tf.zoo_entry import load_zoo_entries
 
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 import tensorflow as tf
 from keras import ops
 
-from mmrec_tf.task_kinds import model_task_kind
+from mmrec_tf.model_registration import model_task_kind
 
 ATTENTION = "attention"
 SIMILARITY = "similarity"

@@ -14,7 +14,7 @@ from mmrec_tf.export.item_catalog import prepare_catalog
 from mmrec_tf.export.serving_module import ServingModule
 from mmrec_tf.export.tf_serving import write_warmup_requests
 from mmrec_tf.export.versioning import write_version_atomically
-from mmrec_tf.task_kinds import model_task_kind
+from mmrec_tf.model_registration import model_task_kind
 
 # Known users in each warm-up record: enough rows for `serve-check --compare` to measure top-K overlap.
 WARMUP_USERS = 8

@@ -11,7 +11,7 @@ from mmrec_tf.export.explanations import explain_candidates
 from mmrec_tf.export.reranking import make_reranker, shortlist_size
 from mmrec_tf.export.index_choice import make_retrieval_index
 from mmrec_tf.layers.history import most_recent_history
-from mmrec_tf.task_kinds import model_task_kind
+from mmrec_tf.model_registration import model_task_kind
 
 STRING_VECTOR = tf.TensorSpec([None], tf.string)
 STRING_MATRIX = tf.TensorSpec([None, None], tf.string)
