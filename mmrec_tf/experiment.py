@@ -69,10 +69,11 @@ def data_settings(model_or_entry: str, **overrides) -> dict:
 class PreparedData:
     """A dataset with its split, feature space and model-ready examples.
 
-    ``task`` names what the examples are for (:attr:`kind`): ``"retrieval"``
-    (interactions, evaluated by full ranking) or ``"ranking"`` (labelled by
-    ``label``, each example's history per ``history``; see
-    :func:`~mmrec_tf.data.labels.build_rating_examples`). ``split_options``
+    ``task`` names what the examples are for (:attr:`kind`; a
+    :class:`~mmrec_tf.task_kinds.TaskKind` given is kept as its name):
+    ``"retrieval"`` (interactions, evaluated by full ranking) or
+    ``"ranking"`` (labelled by ``label``, each example's history per
+    ``history``; see :func:`~mmrec_tf.data.labels.build_rating_examples`). ``split_options``
     are what the split was made with beyond its name (e.g. fractions).
 
     Example:
@@ -90,6 +91,9 @@ class PreparedData:
     label: str | None = None
     history: str | None = None
     split_options: dict = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        self.task = task_kind(self.task).name  # a TaskKind given is kept as its name, what run.json writes
 
     @property
     def kind(self) -> TaskKind:

@@ -59,6 +59,9 @@ def test_the_default_split_of_each_kind_is_the_one_prepare_data_makes():
     assert (retrieval.task, retrieval.kind, ranking.task, ranking.kind) == ("retrieval", RETRIEVAL, "ranking", RANKING)
     by_object = prepare_data(dataset, task=RANKING, max_history=3)
     assert by_object.task == "ranking" and by_object.record() == ranking.record()
+    assert dataclasses.replace(retrieval, task=RANKING).task == "ranking"
+    with pytest.raises(ValueError, match="task must be one of"):
+        dataclasses.replace(retrieval, task="regression")
     assert "label" in ranking.examples["train"].extras and "label" not in retrieval.examples["train"].extras
     assert (RANKING.labelled, RETRIEVAL.labelled) == (True, False)
 
