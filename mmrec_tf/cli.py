@@ -10,6 +10,7 @@ import sys
 
 from mmrec_tf.console import quiet_tensorflow
 from mmrec_tf.errors import TrainingDivergedError
+from mmrec_tf.task_kinds import RETRIEVAL, TASK_NAMES, task_kind
 
 WITHOUT_TENSORFLOW = ("list",)  # commands that answer without importing TensorFlow (see mmrec_tf.catalog)
 VERBOSE_HELP = "show TensorFlow's start-up and log lines (hidden by default)"
@@ -45,7 +46,7 @@ def _add_list(commands) -> None:
     parser = commands.add_parser("list", help="list catalog models or zoo entries",
                                  description="List registered model architectures, or zoo entries with --zoo.")
     parser.add_argument("pattern", nargs="?", default="*", help="glob pattern, e.g. '*two_tower*'")
-    parser.add_argument("--task", choices=["retrieval", "ranking"], help="only models of this task")
+    parser.add_argument("--task", choices=TASK_NAMES, help="only models of this task")
     parser.add_argument("--zoo", action="store_true", help="list zoo entries (recipes with measured metrics)")
 
 
@@ -384,7 +385,7 @@ def _train_rolling(args, windows: int, dataset, recipe: dict, run_dir: pathlib.P
     from mmrec_tf.zoo_entry import recipe_for
 
     model = recipe_for(args.model).model
-    if registered_model(model).task != "retrieval":
+    if task_kind(registered_model(model).task) is not RETRIEVAL:
         raise ValueError(f"--split rolling:N evaluates retrieval models; {args.model} is a "
                          f"{registered_model(model).task} model")
     training = {key: value for key, value in recipe["training"].items() if key != "seed"}
@@ -439,7 +440,7 @@ def cmd_train(args) -> int:
             settings = {k: v for k, v in settings.items() if k not in ("valid_fraction", "test_fraction")}
     if args.label is not None:
         settings["label"] = args.label
-    if settings["task"] == "ranking" and "max_history" in overrides:
+    if task_kind(settings["task"]).labelled and "max_history" in overrides:
         settings["max_history"] = overrides["max_history"]  # ranking examples carry exactly the model's history
     training = {k: v for k, v in {"epochs": args.epochs, "batch_size": args.batch_size,
                                   "learning_rate": args.learning_rate, "seed": args.seed}.items() if v is not None}
@@ -465,7 +466,7 @@ def cmd_train(args) -> int:
         return _train_rolling(args, windows, dataset, recipe, run_dir)
     data = prepare_data(dataset, seed=training.get("seed", recipe_training.get("seed", 0)), **settings)
     labelled = ""
-    if data.task == "ranking":
+    if data.kind.labelled:
         positive = data.examples["train"].extras["label"].mean()
         labelled = f"; label {data.label} ({positive:.1%} of train positive), history {data.history}"
     print(f"{dataset.num_interactions} interactions, {data.space.num_users} users, {data.space.num_items} items; "
@@ -479,7 +480,7 @@ def cmd_train(args) -> int:
     save_run(result, run_dir, {"dataset": name, "path": str(path) if path else None}, resumed=resumed)
     print(f"valid: {result.valid}")
     if result.best_epoch is not None:
-        print(f"kept epoch {result.best_epoch} of {result.training.epochs} (best valid gauc)")
+        print(f"kept epoch {result.best_epoch} of {result.training.epochs} (best valid {data.kind.selection_metric})")
     print(f"trained in {result.train_seconds:.1f} s with the recipe of {result.recipe}; run saved to {run_dir}")
     return 0
 
@@ -536,7 +537,7 @@ def cmd_export(args) -> int:
     if args.rerank:
         if args.rerank.startswith("tail:") and args.items:
             raise ValueError("--rerank tail with --items: new items have no training popularity to call long tail")
-        if record.get("task", "retrieval") != "retrieval":
+        if not task_kind(record.get("task", RETRIEVAL.name)).retrieves:
             raise ValueError(f"--rerank re-ranks `retrieve`; {args.run_dir} is a {record['task']} run")
         if args.rerank.startswith("tail:"):
             from mmrec_tf.evaluation.recommendation_lists import item_popularity

@@ -22,18 +22,18 @@ from mmrec_tf.data.labels import build_rating_examples, build_sampled_examples
 from mmrec_tf.data.pipeline import Examples, build_examples, seen_items
 from mmrec_tf.data.sources import load_dataset
 from mmrec_tf.data.splits import Split, make_split
-from mmrec_tf.evaluation.full_ranking import RetrievalReport, evaluate_retrieval
-from mmrec_tf.evaluation.ranking_evaluator import PointwiseReport, evaluate_ranking, predict_examples
+from mmrec_tf.evaluation.full_ranking import RetrievalReport
+from mmrec_tf.evaluation.ranking_evaluator import PointwiseReport, predict_examples
 from mmrec_tf.evaluation.ranking_metrics import gauc
-from mmrec_tf.registry import TASKS, create_model, registered_model
+from mmrec_tf.model_registration import model_task_kind
+from mmrec_tf.registry import create_model, registered_model
+from mmrec_tf.task_kinds import RANKING, RETRIEVAL, TaskKind, task_kind
 from mmrec_tf.training import TrainingConfig, chief_output, is_chief, num_replicas, strategy_name, train_model
 from mmrec_tf.zoo_entry import NO_RECIPE, recipe_for
 
 RUN_FILE = "run.json"
 MODEL_FILE = "model.keras"
 SPACE_FOLDER = "feature_space"
-DEFAULT_SPLITS = {"retrieval": "leave_last_out", "ranking": "temporal_fraction"}
-SELECTION_METRIC = "gauc"
 BEST_STATE = "best_valid_epoch"
 _SOURCE_KEYS = ("dataset", "path", "options", "split", "max_history")
 
@@ -69,16 +69,17 @@ def data_settings(model_or_entry: str, **overrides) -> dict:
 class PreparedData:
     """A dataset with its split, feature space and model-ready examples.
 
-    ``task`` says what the examples are for: ``"retrieval"`` (interactions,
-    evaluated by full ranking) or ``"ranking"`` (labelled by ``label``, each
-    example's history per ``history``; see
-    :func:`~mmrec_tf.data.labels.build_rating_examples`). ``split_options``
+    ``task`` names what the examples are for (:attr:`kind`; a
+    :class:`~mmrec_tf.task_kinds.TaskKind` given is kept as its name):
+    ``"retrieval"`` (interactions, evaluated by full ranking) or
+    ``"ranking"`` (labelled by ``label``, each example's history per
+    ``history``; see :func:`~mmrec_tf.data.labels.build_rating_examples`). ``split_options``
     are what the split was made with beyond its name (e.g. fractions).
 
     Example:
     >>> data = prepare_data(load_dataset("synthetic", num_users=20, num_items=12, num_clusters=2))
-    >>> len(data.examples["test"])
-    20
+    >>> len(data.examples["test"]), data.kind is RETRIEVAL
+    (20, True)
     """
 
     dataset: Dataset
@@ -86,10 +87,18 @@ class PreparedData:
     space: FeatureSpace
     examples: dict[str, Examples]
     max_history: int
-    task: str = "retrieval"
+    task: str = RETRIEVAL.name
     label: str | None = None
     history: str | None = None
     split_options: dict = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        self.task = task_kind(self.task).name  # a TaskKind given is kept as its name, what run.json writes
+
+    @property
+    def kind(self) -> TaskKind:
+        """The :class:`~mmrec_tf.task_kinds.TaskKind` named by ``task``."""
+        return task_kind(self.task)
 
     def seen(self, target: str = "test"):
         return seen_items(self.split, self.space, target)
@@ -97,7 +106,7 @@ class PreparedData:
     def record(self) -> dict:
         """How to rebuild these examples, as ``run.json``'s ``data`` section records it (without the source)."""
         record = {"split": self.split.method, "max_history": self.max_history, **self.split_options}
-        if self.task == "ranking":
+        if self.kind.labelled:
             record.update(label=self.label, history=self.history)
         return record
 
@@ -108,7 +117,7 @@ class PreparedData:
         labelled interactions (what a click log would hold).
         """
         rows = self.split.log[self.split.log["user_id"] == user]
-        if self.task == "ranking" and self.history == "positive":
+        if self.kind.labelled and self.history == "positive":
             spec = parse_label(self.label)
             rows = rows[rows[spec.column].to_numpy(dtype=np.float64) >= spec.threshold]
         return rows["item_id"].tolist()
@@ -174,11 +183,11 @@ def labelled_examples(split: Split, space: FeatureSpace, max_history: int, spec:
 
 
 def prepare_data(dataset: Dataset, split: str | None = None, max_history: int = 50, seed: int = 0,
-                 space: FeatureSpace | None = None, task: str = "retrieval", label: str | None = None,
+                 space: FeatureSpace | None = None, task: str | TaskKind = RETRIEVAL.name, label: str | None = None,
                  history: str | None = None, **split_options) -> PreparedData:
     """Split ``dataset``, build its feature space (unless given) and the examples of every split.
 
-    ``task`` decides the examples: ``"retrieval"`` builds
+    ``task`` (a name or a :class:`~mmrec_tf.task_kinds.TaskKind`) decides the examples: ``"retrieval"`` builds
     :func:`~mmrec_tf.data.pipeline.build_examples`; ``"ranking"`` builds
     labelled examples with :func:`~mmrec_tf.data.labels.build_rating_examples`
     from ``label`` (``"rating >= 4"``, a 0/1 column such as ``"label"``, or
@@ -187,7 +196,7 @@ def prepare_data(dataset: Dataset, split: str | None = None, max_history: int = 
     :func:`~mmrec_tf.data.label_spec.parse_label`; default
     :func:`default_label`) and ``history`` (that function's default unless
     given). ``split`` defaults to the task's usual protocol
-    (:data:`DEFAULT_SPLITS`: ``leave_last_out`` for retrieval,
+    (:attr:`TaskKind.default_split <mmrec_tf.task_kinds.TaskKind>`: ``leave_last_out`` for retrieval,
     ``temporal_fraction`` for ranking, where every user needs several test
     examples for GAUC); ``split_options`` go to
     :func:`~mmrec_tf.data.splits.make_split` (e.g. ``valid_fraction=0.1``).
@@ -201,22 +210,22 @@ def prepare_data(dataset: Dataset, split: str | None = None, max_history: int = 
     >>> data.record()["label"], data.record()["test_fraction"]
     ('rating >= 4', 0.2)
     """
-    if task not in TASKS:
-        raise ValueError(f"task must be one of {TASKS}, got {task!r}")
-    if task == "retrieval" and (label is not None or history is not None):
+    kind = task_kind(task)
+    if not kind.labelled and (label is not None or history is not None):
         raise ValueError("label and history describe ranking examples; a retrieval model trains on the "
                          "interactions themselves")
-    split = split or DEFAULT_SPLITS[task]
+    split = split or kind.default_split
     split_log = make_split(dataset, split, seed=seed, **split_options)
     space = space if space is not None else FeatureSpace.build(dataset)
-    if task == "retrieval":
+    if not kind.labelled:
         examples = build_examples(split_log, space, max_history)
-        return PreparedData(dataset, split_log, space, examples, max_history, split_options=dict(split_options))
+        return PreparedData(dataset, split_log, space, examples, max_history, task=kind.name,
+                            split_options=dict(split_options))
     spec = parse_label(label if label is not None else default_label(dataset))
     examples = labelled_examples(split_log, space, max_history, spec, history, seed)
     if spec.negatives:
         history = "all"
-    return PreparedData(dataset, split_log, space, examples, max_history, task=task, label=spec.text,
+    return PreparedData(dataset, split_log, space, examples, max_history, task=kind.name, label=spec.text,
                         history=history if history is not None else _history_default(),
                         split_options=dict(split_options))
 
@@ -224,6 +233,7 @@ def prepare_data(dataset: Dataset, split: str | None = None, max_history: int = 
 class BestValidationEpoch(keras.callbacks.Callback):
     """Score the validation examples after each epoch (GAUC); at the end, restore the best epoch's weights.
 
+    GAUC is :data:`~mmrec_tf.task_kinds.RANKING`'s ``selection_metric``:
     :func:`run` selects every ranking model's epoch with it (the ranking zoo
     entries' numbers come from ``benchmarks/ranking_movielens.py`` calling
     :func:`run`). With ``state_dir`` the best epoch so far (its value,
@@ -271,7 +281,7 @@ class BestValidationEpoch(keras.callbacks.Callback):
                 np.savez(file, *self.best_weights)
 
         write_atomically(self.state_dir / f"{BEST_STATE}.npz", savez)
-        state = {"value": float(self.best_value), "epoch": self.best_epoch, "metric": SELECTION_METRIC}
+        state = {"value": float(self.best_value), "epoch": self.best_epoch, "metric": RANKING.selection_metric}
         write_atomically(self.state_dir / f"{BEST_STATE}.json",
                          lambda temporary: pathlib.Path(temporary).write_text(json.dumps(state), encoding="utf-8"))
 
@@ -306,9 +316,7 @@ def evaluate_split(model, data: PreparedData, name: str = "test", ks=(10, 20)) -
     >>> sorted(evaluate_split(model, data, "valid", ks=(5,)).metrics)[:2]
     ['coverage@5', 'factorized_top_k@5']
     """
-    if data.task == "ranking":
-        return evaluate_ranking(model, data.examples[name])
-    return evaluate_retrieval(model, data.examples[name], data.seen(name), ks=ks)
+    return data.kind.evaluate(model, data, name, ks=ks)
 
 
 @dataclasses.dataclass
@@ -388,42 +396,44 @@ def run(model_or_entry: str, data: PreparedData, training: dict | None = None, k
         model = create_model(recipe.model, space=data.space,
                              **{**recipe.model_arguments(max_history=data.max_history, dataset=data.dataset.name),
                                 **overrides})
-    task = getattr(model, "task_type", "retrieval")
-    if task != data.task:
-        raise ValueError(f"{model_or_entry} is a {task} model but the data was prepared for {data.task}; prepare it "
-                         f"with prepare_data(..., task={task!r}) or prepare_data(..., **data_settings(name))")
-    if task == "ranking":
-        return _run_ranking(model_or_entry, model, data, config, verbose, checkpoint_dir, callbacks, strategy,
-                            recipe.name)
-    if getattr(model, "max_history", data.max_history) > data.max_history:
-        raise ValueError(f"the model keeps {model.max_history} history items but the data was prepared with "
-                         f"max_history={data.max_history}")
+    kind = model_task_kind(model)
+    if kind is not data.kind:
+        raise ValueError(f"{model_or_entry} is a {kind.name} model but the data was prepared for {data.task}; prepare "
+                         f"it with prepare_data(..., task={kind.name!r}) or prepare_data(..., **data_settings(name))")
+    _check_examples_fit(model, data)
+    selector = (BestValidationEpoch(data.examples["valid"], state_dir=checkpoint_dir, strategy=strategy)
+                if kind.selection_metric is not None else None)
     started = time.perf_counter()
     train_model(model, data.examples["train"], config, valid=data.examples["valid"], verbose=verbose,
-                checkpoint_dir=checkpoint_dir, callbacks=callbacks, strategy=strategy)
+                checkpoint_dir=checkpoint_dir, callbacks=[*(callbacks or []), *([selector] if selector else [])],
+                strategy=strategy)
     seconds = time.perf_counter() - started
-    valid = evaluate_retrieval(model, data.examples["valid"], data.seen("valid"), ks=ks)
-    test = evaluate_retrieval(model, data.examples["test"], data.seen("test"), ks=ks)
-    return RunResult(model_or_entry, model, data, config, valid, test, seconds, strategy, recipe=recipe.name)
+    valid = kind.evaluate(model, data, "valid", ks=ks)
+    test = kind.evaluate(model, data, "test", ks=ks)
+    best_epoch, selection_seconds = (selector.best_epoch, selector.seconds) if selector else (None, 0.0)
+    return RunResult(model_or_entry, model, data, config, valid, test, seconds, strategy, best_epoch=best_epoch,
+                     recipe=recipe.name, selection_seconds=selection_seconds)
 
 
-def _run_ranking(name, model, data, config, verbose, checkpoint_dir, callbacks, strategy, recipe) -> RunResult:
+def _check_examples_fit(model, data: PreparedData) -> None:
+    """Refuse data whose histories the model cannot read, or labelled splits where GAUC cannot be measured.
+
+    Labelled examples carry exactly the model's history, so a ranking model
+    needs ``max_history`` equal to the data's; a retrieval model may keep
+    fewer items than the data holds.
+    """
     model_history = getattr(model, "max_history", None)
+    if not data.kind.labelled:
+        if model_history is not None and model_history > data.max_history:
+            raise ValueError(f"the model keeps {model_history} history items but the data was prepared with "
+                             f"max_history={data.max_history}")
+        return
     if getattr(model, "uses_history", True) and model_history is not None and model_history != data.max_history:
         raise ValueError(f"the model keeps {model_history} history items but the data was prepared with "
                          f"max_history={data.max_history}; a ranking model needs them equal (prepare the data with "
                          f"max_history={model_history})")
     for split_name in ("valid", "test"):
         _check_ranking_split(data.examples[split_name], split_name)
-    selector = BestValidationEpoch(data.examples["valid"], state_dir=checkpoint_dir, strategy=strategy)
-    started = time.perf_counter()
-    train_model(model, data.examples["train"], config, valid=data.examples["valid"], verbose=verbose,
-                checkpoint_dir=checkpoint_dir, callbacks=[*(callbacks or []), selector], strategy=strategy)
-    seconds = time.perf_counter() - started
-    valid = evaluate_ranking(model, data.examples["valid"])
-    test = evaluate_ranking(model, data.examples["test"])
-    return RunResult(name, model, data, config, valid, test, seconds, strategy, best_epoch=selector.best_epoch,
-                     recipe=recipe, selection_seconds=selector.seconds)
 
 
 def save_run(result: RunResult, run_dir: str | os.PathLike, data_source: dict,
@@ -456,7 +466,7 @@ def _write_run(result: RunResult, run_dir: pathlib.Path, data_source: dict, resu
         "train_seconds": result.train_seconds,
     }
     if result.best_epoch is not None:
-        record["selection"] = {"metric": f"valid {SELECTION_METRIC}", "best_epoch": result.best_epoch}
+        record["selection"] = {"metric": f"valid {result.data.kind.selection_metric}", "best_epoch": result.best_epoch}
     if resumed is not None:
         record["resumed"] = resumed
     if result.strategy is not None:

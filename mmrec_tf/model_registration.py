@@ -14,8 +14,9 @@ import dataclasses
 import inspect
 
 from mmrec_tf.errors import ConfigError
+from mmrec_tf.task_kinds import RETRIEVAL, TASK_NAMES, TaskKind, task_kind
 
-TASKS = ("retrieval", "ranking")
+TASKS = TASK_NAMES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,8 +44,7 @@ def register_model(name: str, task: str):
     'A model used only in this docstring.'
     >>> unregister_model("doc_example_model")
     """
-    if task not in TASKS:
-        raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+    task = task_kind(task).name
 
     def decorate(cls):
         if name in _REGISTRY and _REGISTRY[name].cls is not cls:
@@ -52,7 +52,6 @@ def register_model(name: str, task: str):
         summary = (inspect.getdoc(cls) or "").split("\n")[0]
         _REGISTRY[name] = RegisteredModel(name, cls, task, summary)
         cls.registry_name = name
-        cls.task_type = task
         return cls
 
     return decorate
@@ -82,6 +81,20 @@ def registered_model(name: str) -> RegisteredModel:
     if name not in _REGISTRY:
         raise ConfigError(f"unknown model {name!r}; known models: {sorted(_REGISTRY)}", key_path="model")
     return _REGISTRY[name]
+
+
+def model_task_kind(model) -> TaskKind:
+    """The task kind ``model``'s class is registered for; a model of no registered class counts as retrieval.
+
+    Example:
+    >>> from mmrec_tf.data.sources import make_synthetic
+    >>> from mmrec_tf import FeatureSpace, create_model
+    >>> space = FeatureSpace.build(make_synthetic(num_users=4, num_items=6, num_clusters=2))
+    >>> model_task_kind(create_model("din", space=space)).name, model_task_kind(object()).name
+    ('ranking', 'retrieval')
+    """
+    registration = _REGISTRY.get(getattr(model, "registry_name", None))
+    return task_kind(registration.task) if registration is not None else RETRIEVAL
 
 
 def registered_models() -> list[RegisteredModel]:

@@ -12,14 +12,16 @@ import fnmatch
 from mmrec_tf.model_registration import (TASKS, RegisteredModel, accepted_arguments, check_arguments,
                                          register_model, registered_models)
 from mmrec_tf.models import registered_model
+from mmrec_tf.task_kinds import TaskKind, task_kind
 from mmrec_tf.zoo_entry import load_zoo_entries, recipe_for
 
 __all__ = ["TASKS", "RegisteredModel", "accepted_arguments", "check_arguments", "create_model", "list_models",
            "register_model", "registered_model"]
 
 
-def list_models(pattern: str = "*", task: str | None = None, zoo: bool = False) -> list[str]:
-    """Names of catalog models matching a glob ``pattern``, optionally of one ``task``.
+def list_models(pattern: str = "*", task: str | TaskKind | None = None,
+                zoo: bool = False) -> list[str]:
+    """Names of catalog models matching a glob ``pattern``, optionally of one ``task`` (a name or a task kind).
 
     With ``zoo=True`` the names are zoo entries (``<model>.<dataset>``, each a
     recorded architecture, data, recipe and measured metrics) instead of model
@@ -31,8 +33,8 @@ def list_models(pattern: str = "*", task: str | None = None, zoo: bool = False) 
     >>> "lstm_two_tower.movielens_100k" in list_models("lstm*", zoo=True)
     True
     """
-    if task is not None and task not in TASKS:
-        raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+    if task is not None:
+        task = task_kind(task).name
     if zoo:
         entries = load_zoo_entries()
         names = [n for n, e in entries.items() if task is None or registered_model(e.model).task == task]

@@ -55,6 +55,7 @@ from mmrec_tf.data.vocabulary_growth import (VocabularyGrowth, grow_space, id_ty
 from mmrec_tf.experiment import MODEL_FILE, RUN_FILE, SPACE_FOLDER, labelled_examples, load_run, load_run_data
 from mmrec_tf.layers.item_feature_encoder import table_arrays
 from mmrec_tf.registry import accepted_arguments
+from mmrec_tf.task_kinds import RETRIEVAL, TaskKind, task_kind
 from mmrec_tf.training import OPTIMIZERS, TrainingConfig, train_model
 
 UPDATE_KEY = "update"
@@ -297,7 +298,7 @@ def _ordered_log(seen: pd.DataFrame, new: pd.DataFrame) -> tuple[pd.DataFrame, n
 
 
 def update_examples(space: FeatureSpace, seen: pd.DataFrame, new: pd.DataFrame, max_history: int,
-                    task: str = "retrieval", label: str | None = None, history: str | None = None,
+                    task: str | TaskKind = RETRIEVAL.name, label: str | None = None, history: str | None = None,
                     replay: float = 0.0, seed: int = 0) -> tuple[Examples, Examples]:
     """``(new, everything)``: examples of the ``new`` interactions and of all, histories over seen + new.
 
@@ -330,7 +331,7 @@ def update_examples(space: FeatureSpace, seen: pd.DataFrame, new: pd.DataFrame, 
         is_new = is_new.copy()
         is_new[chosen] = True
     split = Split(log=log, method="update")
-    if task == "ranking":
+    if task_kind(task).labelled:
         spec = parse_label(label)
         everything = labelled_examples(split, space, max_history, spec, history)["train"]
         is_new = np.repeat(is_new, 1 + spec.negatives)  # each interaction is followed by its negatives
@@ -364,10 +365,10 @@ def new_interactions(seen: pd.DataFrame, data: pd.DataFrame) -> pd.DataFrame:
 
 
 def continue_training(model, space: FeatureSpace, seen: pd.DataFrame, new: pd.DataFrame, dataset: Dataset,
-                      config: TrainingConfig, max_history: int, task: str = "retrieval", label: str | None = None,
-                      history: str | None = None, checkpoint_dir: str | os.PathLike | None = None,
-                      verbose: int | str = 0, spare_users: float = 0.0, spare_items: float = 0.0,
-                      replay: float = 0.0) -> UpdatedModel:
+                      config: TrainingConfig, max_history: int, task: str | TaskKind = RETRIEVAL.name,
+                      label: str | None = None, history: str | None = None,
+                      checkpoint_dir: str | os.PathLike | None = None, verbose: int | str = 0,
+                      spare_users: float = 0.0, spare_items: float = 0.0, replay: float = 0.0) -> UpdatedModel:
     """Grow ``model`` and ``space`` with ``dataset``'s new users and items, then train on ``new`` interactions.
 
     ``seen`` are the interactions the model was trained on (histories and
@@ -531,7 +532,7 @@ def update(run_dir: str | os.PathLike, new_data, run_dir_out: str | os.PathLike 
     check_new_data(space, dataset, str(source["path"] or source["dataset"]))
     seen = seen_interactions(record, space)
     fresh = new_interactions(seen, _interaction_columns(dataset.interactions))
-    task = record.get("task", "retrieval")
+    task = record.get("task", RETRIEVAL.name)
     max_history = record["data"]["max_history"]
     config = TrainingConfig(**{**record["training"], "epochs": epochs})
     out.mkdir(parents=True, exist_ok=True)

@@ -27,6 +27,8 @@ from __future__ import annotations
 import tensorflow as tf
 from keras import ops
 
+from mmrec_tf.model_registration import model_task_kind
+
 ATTENTION = "attention"
 SIMILARITY = "similarity"
 
@@ -46,7 +48,7 @@ def explanation_kind(model) -> str:
 
 def item_vectors(model, item_index):
     """The vectors in which ``explain`` compares items: the model's own item representation of ``item_index``."""
-    if getattr(model, "task_type", "retrieval") == "retrieval":
+    if model_task_kind(model).retrieves:
         return model.encode_items(item_index)
     for name in ("item_encoder", "item_embedding"):
         layer = getattr(model, name, None)

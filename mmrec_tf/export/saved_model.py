@@ -14,6 +14,7 @@ from mmrec_tf.export.item_catalog import prepare_catalog
 from mmrec_tf.export.serving_module import ServingModule
 from mmrec_tf.export.tf_serving import write_warmup_requests
 from mmrec_tf.export.versioning import write_version_atomically
+from mmrec_tf.model_registration import model_task_kind
 
 # Known users in each warm-up record: enough rows for `serve-check --compare` to measure top-K overlap.
 WARMUP_USERS = 8
@@ -84,7 +85,7 @@ def export_model(model, space, saved_models_dir: str | os.PathLike, name: str,
     if catalog is not None:
         prepared = prepare_catalog(model, space, catalog)
         model, space = prepared.model, prepared.space
-        if getattr(model, "task_type", "retrieval") == "retrieval":
+        if model_task_kind(model).retrieves:
             catalog_ids, new_item_ids = prepared.item_ids, prepared.new_item_ids
     module = ServingModule(model, space, k=k, index=index, catalog_ids=catalog_ids, new_item_ids=new_item_ids,
                            rerank=rerank, item_popularity=item_popularity)

@@ -11,6 +11,7 @@ from mmrec_tf.export.explanations import explain_candidates
 from mmrec_tf.export.reranking import make_reranker, shortlist_size
 from mmrec_tf.export.index_choice import make_retrieval_index
 from mmrec_tf.layers.history import most_recent_history
+from mmrec_tf.model_registration import model_task_kind
 
 STRING_VECTOR = tf.TensorSpec([None], tf.string)
 STRING_MATRIX = tf.TensorSpec([None, None], tf.string)
@@ -85,13 +86,17 @@ class ServingModule(tf.Module):
         self.user_lookup = space.user_vocab.make_tf_lookup("user_vocabulary")
         self.item_lookup = space.item_vocab.make_tf_lookup("item_vocabulary")
         self.num_items = space.num_items
-        self.is_retrieval = getattr(model, "task_type", "retrieval") == "retrieval"
+        self.kind = model_task_kind(model)
         self.max_history = getattr(model, "max_history", None)
         self.rating_levels = int(getattr(model, "rating_levels", 0) or 0)
-        specs = {"score": {"user_id": STRING_VECTOR, "history": STRING_MATRIX, "candidates": STRING_MATRIX}}
+        score = {"user_id": STRING_VECTOR, "history": STRING_MATRIX, "candidates": STRING_MATRIX}
         if self.rating_levels:
-            specs["score"]["history_rating"] = INT_MATRIX
-        if self.is_retrieval:
+            score["history_rating"] = INT_MATRIX
+        specs = {"score": score, "explain": dict(score),
+                 "retrieve": {"user_id": STRING_VECTOR, "history": STRING_MATRIX},
+                 "user_embedding": {"user_id": STRING_VECTOR, "history": STRING_MATRIX},
+                 "item_embedding": {"item_id": STRING_VECTOR}}
+        if self.kind.retrieves:
             catalog = _catalog_indices(space, catalog_ids)
             known = ~np.isin(space.item_vocab.ids[catalog - 1], np.asarray(list(new_item_ids), dtype=object))
             self.catalog_item_index = tf.Variable(catalog.astype(np.int32), trainable=False,
@@ -111,9 +116,6 @@ class ServingModule(tf.Module):
             position = np.full(space.num_items + 1, -1, np.int32)
             position[catalog] = np.arange(len(catalog), dtype=np.int32)
             self.catalog_position = tf.Variable(position, trainable=False, name="catalog_position_of_item")
-            specs.update({"retrieve": {"user_id": STRING_VECTOR, "history": STRING_MATRIX},
-                          "user_embedding": {"user_id": STRING_VECTOR, "history": STRING_MATRIX},
-                          "item_embedding": {"item_id": STRING_VECTOR}})
         else:
             if catalog_ids is not None or rerank:
                 raise ValueError("catalog_ids and rerank change what `retrieve` returns; ranking models have no "
@@ -122,10 +124,9 @@ class ServingModule(tf.Module):
         self.item_ids = tf.Variable(np.asarray(space.item_vocab.ids, dtype=object).astype(str),
                                     dtype=tf.string, trainable=False, name="item_vocabulary_ids")
         self.modality_names = list(getattr(model, "modality_names", [])) if hasattr(model, "modality_attention") else []
-        specs["explain"] = dict(specs["score"])
-        self.signature_inputs = {name: tuple(inputs) for name, inputs in specs.items()}
-        for name, inputs in specs.items():
-            setattr(self, name, tf.function(getattr(self, f"_{name}"), input_signature=list(inputs.values())))
+        self.signature_inputs = {name: tuple(specs[name]) for name in self.kind.serving_signatures}
+        for name in self.kind.serving_signatures:
+            setattr(self, name, tf.function(getattr(self, f"_{name}"), input_signature=list(specs[name].values())))
 
     def _features(self, user_id, history, history_rating=None):
         history_index = self.item_lookup.lookup(history)
@@ -202,7 +203,7 @@ class ServingModule(tf.Module):
         inputs = self._checked("score", user_id=user_id, history=history, candidates=candidates,
                                **({} if history_rating is None else {"history_rating": history_rating}))
         features, _ = self._features(inputs["user_id"], inputs["history"], inputs.get("history_rating"))
-        if self.is_retrieval:
+        if self.kind.retrieves:
             users = self.model.encode_users(features)
             return self._over_candidate_chunks(
                 lambda rows, chunk: {"scores": self.model.score_user_embeddings(tf.gather(users, rows), chunk)},
@@ -252,7 +253,7 @@ class ServingModule(tf.Module):
     def signatures(self) -> dict:
         """Concrete functions by signature name, ``serving_default`` included."""
         concrete = {name: getattr(self, name).get_concrete_function() for name in self.signature_inputs}
-        concrete["serving_default"] = concrete["retrieve" if self.is_retrieval else "score"]
+        concrete["serving_default"] = concrete[self.kind.serving_default]
         return concrete
 
 
