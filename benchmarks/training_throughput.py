@@ -85,6 +85,7 @@ from mmrec_tf.data.splits import temporal_fraction_split  # noqa: E402
 from mmrec_tf.evaluation.full_ranking import evaluate_retrieval  # noqa: E402
 from mmrec_tf.experiment import prepare_data  # noqa: E402
 from mmrec_tf.registry import create_model, list_models, registered_model  # noqa: E402
+from mmrec_tf.task_kinds import task_kind  # noqa: E402
 from mmrec_tf.training import (OPTIMIZERS, TrainingConfig, epoch_steps, resolve_jit_compile,  # noqa: E402
                                resolve_steps_per_execution)
 from mmrec_tf.zoo_entry import get_zoo_entry  # noqa: E402
@@ -246,7 +247,7 @@ def model_rows(names: list[str], data, ranking_examples, epochs: int) -> tuple[l
     rows, failures = [], []
     for name in names:
         task = registered_model(name).task
-        train = data.examples["train"] if task == "retrieval" else ranking_examples["train"]
+        train = ranking_examples["train"] if task_kind(task).labelled else data.examples["train"]
         probe = create_model(model_recipe(name)[0], space=data.space)
         probe.prepare(train)
         if not probe.built:

@@ -27,7 +27,7 @@ from mmrec_tf.evaluation.ranking_evaluator import PointwiseReport, predict_examp
 from mmrec_tf.evaluation.ranking_metrics import gauc
 from mmrec_tf.model_registration import model_task_kind
 from mmrec_tf.registry import create_model, registered_model
-from mmrec_tf.task_kinds import RANKING, RETRIEVAL, TaskKind, task_kind
+from mmrec_tf.task_kinds import RETRIEVAL, TaskKind, task_kind
 from mmrec_tf.training import TrainingConfig, chief_output, is_chief, num_replicas, strategy_name, train_model
 from mmrec_tf.zoo_entry import NO_RECIPE, recipe_for
 
@@ -196,7 +196,7 @@ def prepare_data(dataset: Dataset, split: str | None = None, max_history: int = 
     :func:`~mmrec_tf.data.label_spec.parse_label`; default
     :func:`default_label`) and ``history`` (that function's default unless
     given). ``split`` defaults to the task's usual protocol
-    (:attr:`TaskKind.default_split <mmrec_tf.task_kinds.TaskKind>`: ``leave_last_out`` for retrieval,
+    (:attr:`~mmrec_tf.task_kinds.TaskKind.default_split`: ``leave_last_out`` for retrieval,
     ``temporal_fraction`` for ranking, where every user needs several test
     examples for GAUC); ``split_options`` go to
     :func:`~mmrec_tf.data.splits.make_split` (e.g. ``valid_fraction=0.1``).
@@ -233,8 +233,9 @@ def prepare_data(dataset: Dataset, split: str | None = None, max_history: int = 
 class BestValidationEpoch(keras.callbacks.Callback):
     """Score the validation examples after each epoch (GAUC); at the end, restore the best epoch's weights.
 
-    GAUC is :data:`~mmrec_tf.task_kinds.RANKING`'s ``selection_metric``:
-    :func:`run` selects every ranking model's epoch with it (the ranking zoo
+    ``metric`` names the selection metric and must be ``"gauc"``, the one
+    this callback computes (:data:`~mmrec_tf.task_kinds.RANKING`'s
+    ``selection_metric``): :func:`run` selects every ranking model's epoch with it (the ranking zoo
     entries' numbers come from ``benchmarks/ranking_movielens.py`` calling
     :func:`run`). With ``state_dir`` the best epoch so far (its value,
     number and weights) is kept there, so a run resumed from its checkpoints
@@ -249,8 +250,11 @@ class BestValidationEpoch(keras.callbacks.Callback):
     """
 
     def __init__(self, examples: Examples, state_dir: str | os.PathLike | None = None,
-                 strategy: tf.distribute.Strategy | None = None):
+                 strategy: tf.distribute.Strategy | None = None, metric: str = "gauc"):
         super().__init__()
+        if metric != "gauc":
+            raise ValueError(f"BestValidationEpoch selects epochs by 'gauc' only, got {metric!r}")
+        self.metric = metric
         self.examples = examples
         self.labels = np.asarray(examples.extras["label"], dtype=np.float64)
         self.state_dir = pathlib.Path(state_dir) if state_dir is not None else None
@@ -281,7 +285,7 @@ class BestValidationEpoch(keras.callbacks.Callback):
                 np.savez(file, *self.best_weights)
 
         write_atomically(self.state_dir / f"{BEST_STATE}.npz", savez)
-        state = {"value": float(self.best_value), "epoch": self.best_epoch, "metric": RANKING.selection_metric}
+        state = {"value": float(self.best_value), "epoch": self.best_epoch, "metric": self.metric}
         write_atomically(self.state_dir / f"{BEST_STATE}.json",
                          lambda temporary: pathlib.Path(temporary).write_text(json.dumps(state), encoding="utf-8"))
 
@@ -401,7 +405,8 @@ def run(model_or_entry: str, data: PreparedData, training: dict | None = None, k
         raise ValueError(f"{model_or_entry} is a {kind.name} model but the data was prepared for {data.task}; prepare "
                          f"it with prepare_data(..., task={kind.name!r}) or prepare_data(..., **data_settings(name))")
     _check_examples_fit(model, data)
-    selector = (BestValidationEpoch(data.examples["valid"], state_dir=checkpoint_dir, strategy=strategy)
+    selector = (BestValidationEpoch(data.examples["valid"], state_dir=checkpoint_dir, strategy=strategy,
+                                    metric=kind.selection_metric)
                 if kind.selection_metric is not None else None)
     started = time.perf_counter()
     train_model(model, data.examples["train"], config, valid=data.examples["valid"], verbose=verbose,

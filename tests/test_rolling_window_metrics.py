@@ -64,3 +64,15 @@ def test_random_ranking_reference_among_new_items_is_k_over_the_window_new_items
     assert count == 3
     assert among_unseen == pytest.approx((2 / 4 + 2 / 5 + 2 / 5) / 3)
     assert among_new == pytest.approx(2 / 3)
+
+
+def test_a_model_that_does_not_know_the_new_items_misses_them_among_new():
+    # the never-updated model: its space was built before the window's new items were released
+    before = pd.DataFrame({"user_id": ["u1", "u2"], "item_id": ["old0", "old1"], "timestamp": [0, 1]})
+    window = pd.DataFrame({"user_id": ["u1", "u2"], "item_id": ["new1", "old0"], "timestamp": [2, 3]})
+    schema = Schema([Feature("user_id", "id", "user"), Feature("item_id", "id", "item")])
+    space = FeatureSpace.build(Dataset("toy", before, schema))
+    model = TwoTower(num_users=space.num_users, num_items=space.num_items, embedding_dim=2)
+    metrics = evaluate_window(model, space, before, window, max_history=2, new_items={"new1"}, recent_items=set())
+    assert metrics["hr@10_new_among_new"] == 0.0 and metrics["hr@10_new_items"] == 0.0
+    assert metrics["hr@10"] == 0.5  # u2's old0 is the only item u2 has not seen: first of one

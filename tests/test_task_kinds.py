@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from mmrec_tf.data.sources import make_synthetic
+from mmrec_tf.evaluation.full_ranking import evaluate_retrieval
 from mmrec_tf.evaluation.ranking_evaluator import predict_examples
 from mmrec_tf.evaluation.ranking_metrics import gauc
-from mmrec_tf.experiment import data_settings, prepare_data, run, save_run
+from mmrec_tf.experiment import BestValidationEpoch, data_settings, prepare_data, run, save_run
 from mmrec_tf.export.serving_module import ServingModule
 from mmrec_tf.model_registration import model_task_kind
 from mmrec_tf.registry import create_model, list_models, registered_model
@@ -45,8 +46,7 @@ def test_a_task_kind_is_frozen():
 def test_every_name_written_in_the_zoo_and_the_registry_is_a_kind():
     entries = load_zoo_entries()
     assert {task_kind(entry.task) for entry in entries.values()} == {RETRIEVAL, RANKING}
-    for name in list_models():
-        assert task_kind(registered_model(name).task).name == registered_model(name).task
+    assert {registered_model(name).task for name in list_models()} == {"retrieval", "ranking"}
     assert list_models(task=RANKING) == list_models(task="ranking") == ["article_lstm", "bst", "din", "embedding_mlp"]
 
 
@@ -105,7 +105,8 @@ def test_retrieval_keeps_the_last_epoch_and_is_measured_by_full_ranking(tmp_path
     data = prepare_data(_rated(), max_history=3)
     result = run("popularity", data, ks=(5,))
     assert result.best_epoch is None and result.selection_seconds == 0.0
-    assert result.test.metrics == RETRIEVAL.evaluate(result.model, data, "test", ks=(5,)).metrics
+    assert result.test.metrics == evaluate_retrieval(result.model, data.examples["test"], data.seen("test"),
+                                                     ks=(5,)).metrics
     assert "hr@5" in result.test.metrics
     save_run(result, tmp_path / "run", {"dataset": "synthetic", "path": None})
     record = json.loads((tmp_path / "run" / "run.json").read_text())
@@ -117,8 +118,16 @@ def test_the_serving_module_writes_the_kind_signatures(model_name, kind):
     data = prepare_data(_rated(8), max_history=3)
     model = create_model(model_name, space=data.space, max_history=3)
     module = ServingModule(model, data.space, k=5)
-    assert tuple(module.signature_inputs) == kind.serving_signatures
+    expected, default = {"retrieval": (("score", "retrieve", "user_embedding", "item_embedding", "explain"), "retrieve"),
+                         "ranking": (("score", "explain"), "score")}[kind.name]
+    assert tuple(module.signature_inputs) == expected
     signatures = module.signatures()
-    assert set(signatures) == {*kind.serving_signatures, "serving_default"}
-    assert signatures["serving_default"] is signatures[kind.serving_default]
+    assert set(signatures) == {*expected, "serving_default"}
+    assert signatures["serving_default"] is signatures[default]
     assert kind.retrieves == ("retrieve" in signatures)
+
+
+def test_best_validation_epoch_refuses_a_metric_it_does_not_compute():
+    data = prepare_data(_rated(), task="ranking", max_history=3)
+    with pytest.raises(ValueError, match=r"^BestValidationEpoch selects epochs by 'gauc' only, got 'auc'$"):
+        BestValidationEpoch(data.examples["valid"], metric="auc")
