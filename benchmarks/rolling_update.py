@@ -15,15 +15,16 @@ Training time is the wall time from a window's data to a model ready to
 serve, counted alike for both (:mod:`mmrec_tf.evaluation.rolling`: examples,
 feature space and model building included, evaluation excluded).
 
-Measured (3 seeds, one process after another on 2 CPU cores shared with other jobs, load 6-8; 4 to 5 minutes a
-seed of lstm_two_tower on ML-100K, 3 to 3.5 of concat_fusion on ML-100K-mm): lstm_two_tower update HR@10
-0.0475 +- 0.0007 vs retrain 0.0489 +- 0.0009 vs never 0.0400 +- 0.0014, 97.0 % of retrain's with 16.5 % of its
+Measured (3 seeds, one process after another on 2 CPU cores shared with one other benchmark, load 2-4.5; 1.5 to
+2 minutes a seed of lstm_two_tower on ML-100K, 2 of concat_fusion on ML-100K-mm): lstm_two_tower update HR@10
+0.0475 +- 0.0007 vs retrain 0.0489 +- 0.0009 vs never 0.0400 +- 0.0014, 97.0 % of retrain's with 11.9 % of its
 training time; concat_fusion (updates at learning rate 0.001) 0.0442 +- 0.0008 vs 0.0456 +- 0.0021 vs
-0.0394 +- 0.0011, 97.1 % with 20.6 %. Both targets met, the quality ones at the bar (per seed 95.7-99.1 % and
-94.4-101.1 %). lstm_two_tower with `--set id_dropout=0.3 --set zero_untrained_ids=true` (ranks items without
-interactions from their features): update 0.0464 +- 0.0015 vs retrain 0.0482 +- 0.0003 (96.2 %, 12.4 % of the
-time), new items 0.0077 +- 0.0043 vs 0.0215 +- 0.0088, a random ranking 0.0076; with `--update-replay 0.5` too,
-96.9 % at 17.5 %, new items 0.0081 +- 0.0057 (README, "Keeping a model fresh").
+0.0394 +- 0.0011, 97.1 % with 15.9 %. Both targets met, the quality ones at the bar (per seed 95.7-99.1 % and
+94.4-101.1 %). New items ranked among the window's new items only: updates 0.2304 / 0.2398 against retrains'
+0.2649 / 0.2726 and a random ranking's 0.1313; against the whole catalog updates find them at the random ranking's
+rate (0.0000 / 0.0047 vs 0.0076). lstm_two_tower with `--set id_dropout=0.3 --set zero_untrained_ids=true
+--update-replay 1.0`: 97.0 % at 21.4 %, new items 0.0077 +- 0.0018, among new 0.2649 +- 0.0310 (README,
+"Keeping a model fresh").
 
 Run one seed per process, one process after another, then table them together:
     python benchmarks/rolling_update.py --only lstm_two_tower@movielens-100k --seeds 1 --first-seed 0 \
