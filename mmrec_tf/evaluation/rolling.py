@@ -204,11 +204,11 @@ def evaluate_window(model, space: FeatureSpace, before: pd.DataFrame, window: pd
 
     metrics = measured(np.ones(len(evaluated), bool)) or {f"{kind}@{k}": float("nan")
                                                           for kind in ("hr", "ndcg") for k in ks}
-    for name, group in (("new_items", new_items), ("recent_items", recent_items)):
-        part = measured(np.isin(items, list(group)))
+    is_new = np.isin(items, list(new_items))
+    for name, mask in (("new_items", is_new), ("recent_items", np.isin(items, list(recent_items)))):
+        part = measured(mask)
         metrics[f"hr@10_{name}"] = part["hr@10"] if part else float("nan")
-    metrics["hr@10_new_among_new"] = _hr_among_new(model, space, examples, known, np.isin(items, list(new_items)),
-                                                   new_items)
+    metrics["hr@10_new_among_new"] = _hr_among_new(model, space, examples, known, is_new, new_items)
     metrics["examples"] = float(len(evaluated))
     return metrics
 
