@@ -487,8 +487,28 @@ def load_run(run_dir: str | os.PathLike):
         raise FileNotFoundError(f"{run_dir}: not a run folder (no {RUN_FILE}); create one with `mmrec train`")
     record = json.loads((run_dir / RUN_FILE).read_text(encoding="utf-8"))
     registered_model(record["model"])
+    run_task_kind(record, run_dir / RUN_FILE)
     model = keras.saving.load_model(run_dir / MODEL_FILE, safe_mode=True)
     return model, FeatureSpace.load(run_dir / SPACE_FOLDER), record
+
+
+def run_task_kind(record: dict, record_file: str | os.PathLike) -> TaskKind:
+    """The :class:`~mmrec_tf.task_kinds.TaskKind` a ``run.json`` record names (retrieval if it names none).
+
+    An unknown name is refused with one line naming ``record_file``.
+
+    Example:
+    >>> run_task_kind({"task": "ranking"}, "runs/din/run.json").name, run_task_kind({}, "run.json").name
+    ('ranking', 'retrieval')
+    >>> run_task_kind({"task": "regression"}, "runs/x/run.json")
+    Traceback (most recent call last):
+    ...
+    ValueError: runs/x/run.json: task must be one of ('retrieval', 'ranking'), got 'regression'
+    """
+    try:
+        return task_kind(record.get("task", RETRIEVAL.name))
+    except ValueError as error:
+        raise ValueError(f"{record_file}: {error}") from None
 
 
 def load_run_data(record: dict, space: FeatureSpace) -> PreparedData:

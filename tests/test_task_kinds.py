@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import pytest
 
+from mmrec_tf.cli import main
 from mmrec_tf.data.sources import make_synthetic
 from mmrec_tf.evaluation.full_ranking import evaluate_retrieval
 from mmrec_tf.evaluation.ranking_evaluator import predict_examples
@@ -16,6 +17,7 @@ from mmrec_tf.experiment import BestValidationEpoch, data_settings, prepare_data
 from mmrec_tf.export.serving_module import ServingModule
 from mmrec_tf.model_registration import model_task_kind
 from mmrec_tf.registry import create_model, list_models, registered_model
+from mmrec_tf.report.numbers import check_run_folder
 from mmrec_tf.task_kinds import RANKING, RETRIEVAL, TASK_KINDS, TASK_NAMES, TaskKind, task_kind
 from mmrec_tf.zoo_entry import load_zoo_entries
 
@@ -131,3 +133,17 @@ def test_best_validation_epoch_refuses_a_metric_it_does_not_compute():
     data = prepare_data(_rated(), task="ranking", max_history=3)
     with pytest.raises(ValueError, match=r"^BestValidationEpoch selects epochs by 'gauc' only, got 'auc'$"):
         BestValidationEpoch(data.examples["valid"], metric="auc")
+
+
+def test_a_run_json_naming_an_unknown_task_is_refused_in_one_line_naming_the_file(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "run.json").write_text(json.dumps({"name": "x", "model": "two_tower", "task": "regression",
+                                                  "data": {}, "training": {}}))
+    (run_dir / "model.keras").write_bytes(b"")
+    assert main(["export", str(run_dir), "--saved-models", str(tmp_path / "saved")]) == 2
+    assert capsys.readouterr().err.strip() == (f"mmrec export: error: {run_dir / 'run.json'}: task must be one of "
+                                               "('retrieval', 'ranking'), got 'regression'")
+    assert not (tmp_path / "saved").exists()
+    with pytest.raises(ValueError, match=r"^" + re.escape(f"{run_dir / 'run.json'}: task must be one of")):
+        check_run_folder(run_dir)
