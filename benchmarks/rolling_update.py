@@ -148,8 +148,8 @@ def summarise(records: list[dict]) -> None:
             references[dataset, runs[0]["windows"]] = new_item_reference(
                 load_dataset(dataset, DATA_PATHS[dataset]).interactions, runs[0]["windows"])
         reference = references[dataset, runs[0]["windows"]]
-        rows.append([model, dataset, "random ranking", "", f"{_mean([rate for _, rate, _ in reference]):.4f}",
-                     f"{_mean([rate for _, _, rate in reference]):.4f}", "", "", ""])
+        rows.append([model, dataset, "random ranking", "", f"{_mean([w.random_hr for w in reference]):.4f}",
+                     f"{_mean([w.random_hr_among_new for w in reference]):.4f}", "", "", ""])
         quality = statistics.mean(hr["update"]) / statistics.mean(hr["retrain"])
         cost = statistics.mean(seconds["update"]) / statistics.mean(seconds["retrain"])
         per_seed_quality = [u / r for u, r in zip(hr["update"], hr["retrain"])]
@@ -170,8 +170,8 @@ def summarise(records: list[dict]) -> None:
         print(verdict)
     for (dataset, windows), reference in references.items():
         print(f"{dataset}, {windows} windows: interactions with items new in windows 2..{windows}: "
-              f"{', '.join(str(count) for count, _, _ in reference)} (one hit is 1 / count of a window's new-items "
-              "HR@10)")
+              f"{', '.join(str(w.interactions) for w in reference)} (one hit is 1 / count of a window's new-items "
+              f"HR@10); items new in them: {', '.join(str(w.new_items) for w in reference)}")
 
 
 def main() -> None:

@@ -527,7 +527,7 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from mmrec_tf.experiment import load_run
+    from mmrec_tf.experiment import load_run, run_task_kind
     from mmrec_tf.export.saved_model import export_model
     from mmrec_tf.export.tf_serving import docker_command, write_batching_parameters, write_models_config
 
@@ -537,7 +537,7 @@ def cmd_export(args) -> int:
     if args.rerank:
         if args.rerank.startswith("tail:") and args.items:
             raise ValueError("--rerank tail with --items: new items have no training popularity to call long tail")
-        if not task_kind(record.get("task", RETRIEVAL.name)).retrieves:
+        if not run_task_kind(record).retrieves:
             raise ValueError(f"--rerank re-ranks `retrieve`; {args.run_dir} is a {record['task']} run")
         if args.rerank.startswith("tail:"):
             from mmrec_tf.evaluation.recommendation_lists import item_popularity

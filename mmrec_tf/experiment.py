@@ -492,13 +492,15 @@ def load_run(run_dir: str | os.PathLike):
     return model, FeatureSpace.load(run_dir / SPACE_FOLDER), record
 
 
-def run_task_kind(record: dict, record_file: str | os.PathLike) -> TaskKind:
-    """The :class:`~mmrec_tf.task_kinds.TaskKind` a ``run.json`` record names (retrieval if it names none).
+def run_task_kind(record: dict, record_file: str | os.PathLike = RUN_FILE) -> TaskKind:
+    """The :class:`~mmrec_tf.task_kinds.TaskKind` of a ``run.json`` record.
 
-    An unknown name is refused with one line naming ``record_file``.
+    The record's ``task``; a record written before ranking runs existed has
+    none and is its model's registered task. An unknown name is refused with
+    one line naming ``record_file``.
 
     Example:
-    >>> run_task_kind({"task": "ranking"}, "runs/din/run.json").name, run_task_kind({}, "run.json").name
+    >>> run_task_kind({"task": "ranking"}, "runs/din/run.json").name, run_task_kind({"model": "two_tower"}).name
     ('ranking', 'retrieval')
     >>> run_task_kind({"task": "regression"}, "runs/x/run.json")
     Traceback (most recent call last):
@@ -506,7 +508,7 @@ def run_task_kind(record: dict, record_file: str | os.PathLike) -> TaskKind:
     ValueError: runs/x/run.json: task must be one of ('retrieval', 'ranking'), got 'regression'
     """
     try:
-        return task_kind(record.get("task", RETRIEVAL.name))
+        return task_kind(record.get("task") or registered_model(record["model"]).task)
     except ValueError as error:
         raise ValueError(f"{record_file}: {error}") from None
 
@@ -514,11 +516,11 @@ def run_task_kind(record: dict, record_file: str | os.PathLike) -> TaskKind:
 def load_run_data(record: dict, space: FeatureSpace) -> PreparedData:
     """Rebuild the exact split and examples a run was trained on from its ``run.json`` record and saved space.
 
-    The task is the record's (``run.json`` before ranking runs existed: the model's registered task); the
-    label, history mode and split options are read back from the record's ``data`` section.
+    The task is :func:`run_task_kind`'s; the label, history mode and split options are read back from the
+    record's ``data`` section.
     """
     source = record["data"]
-    task = record.get("task") or registered_model(record["model"]).task
+    task = run_task_kind(record)
     dataset = load_dataset(source["dataset"], source.get("path"), **source.get("options", {}))
     settings = {key: value for key, value in source.items() if key not in _SOURCE_KEYS}
     return prepare_data(dataset, source["split"], source["max_history"], seed=record["training"]["seed"],

@@ -52,7 +52,8 @@ from mmrec_tf.data.splits import Split
 from mmrec_tf.data.sources import load_dataset
 from mmrec_tf.data.vocabulary_growth import (VocabularyGrowth, grow_space, id_type_difference, schema_difference,
                                               with_spare_rows)
-from mmrec_tf.experiment import MODEL_FILE, RUN_FILE, SPACE_FOLDER, labelled_examples, load_run, load_run_data
+from mmrec_tf.experiment import (MODEL_FILE, RUN_FILE, SPACE_FOLDER, labelled_examples, load_run, load_run_data,
+                                 run_task_kind)
 from mmrec_tf.layers.item_feature_encoder import table_arrays
 from mmrec_tf.registry import accepted_arguments
 from mmrec_tf.task_kinds import RETRIEVAL, TaskKind, task_kind
@@ -532,7 +533,7 @@ def update(run_dir: str | os.PathLike, new_data, run_dir_out: str | os.PathLike 
     check_new_data(space, dataset, str(source["path"] or source["dataset"]))
     seen = seen_interactions(record, space)
     fresh = new_interactions(seen, _interaction_columns(dataset.interactions))
-    task = record.get("task", RETRIEVAL.name)
+    task = run_task_kind(record)
     max_history = record["data"]["max_history"]
     config = TrainingConfig(**{**record["training"], "epochs": epochs})
     out.mkdir(parents=True, exist_ok=True)

@@ -60,8 +60,8 @@ def test_new_items_the_model_does_not_know_count_as_misses_among_new(window_setu
 def test_random_ranking_reference_among_new_items_is_k_over_the_window_new_items():
     # window 2 (rows 3..5): 3 new items, met by a and twice by b; 6 catalog items then, a saw 2 of them, b 1
     log = pd.DataFrame({"user_id": list("aab" "abb"), "item_id": list("xyw" "pqr"), "timestamp": range(6)})
-    [(count, among_unseen, among_new)] = new_item_reference(log, windows=2, k=2)
-    assert count == 3
+    [(count, new_items, among_unseen, among_new)] = new_item_reference(log, windows=2, k=2)
+    assert count == 3 and new_items == 3
     assert among_unseen == pytest.approx((2 / 4 + 2 / 5 + 2 / 5) / 3)
     assert among_new == pytest.approx(2 / 3)
 

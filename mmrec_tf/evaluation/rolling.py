@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from typing import NamedTuple
 
 import keras
 import numpy as np
@@ -246,22 +247,31 @@ def _cut(interactions: pd.DataFrame, windows: int) -> tuple[list[pd.DataFrame], 
     return parts, first_window, catalog
 
 
-def new_item_reference(interactions: pd.DataFrame, windows: int, k: int = 10) -> list[tuple[int, float, float]]:
-    """Per evaluated window (``2..N``): interactions with its new items, and a random ranking's HR@k on them.
+class NewItemReference(NamedTuple):
+    """One evaluated window's new items and what a random ranking scores on them (:func:`new_item_reference`)."""
 
-    ``(count, among unseen, among new)``: the references for
+    interactions: int
+    new_items: int
+    random_hr: float
+    random_hr_among_new: float
+
+
+def new_item_reference(interactions: pd.DataFrame, windows: int, k: int = 10) -> list[NewItemReference]:
+    """Per evaluated window (``2..N``): its new items, interactions with them, a random ranking's HR@k on those.
+
+    ``random_hr`` and ``random_hr_among_new`` are the references for
     ``hr@10_new_items`` and ``hr@10_new_among_new``. An interaction of a user
     with a past, with an item first seen in its window, is found in the top
     ``k`` of a random order of the catalog items the user has not seen with
     probability ``min(1, k / unseen)``, and of a random order of the window's
     new items with ``min(1, k / new)``; means over those interactions (NaN
     for a window without any). Few such interactions make a window's figures
-    coarse: one hit is worth ``1 / count``.
+    coarse: one hit is worth ``1 / interactions``.
 
     Example:
     >>> log = pd.DataFrame({"user_id": list("aabbab"), "item_id": list("xyxyzw"), "timestamp": range(6)})
-    >>> new_item_reference(log, windows=3, k=1)  # window 3: a, b each meet a new item, 2 of 4 unseen, 2 new
-    [(0, nan, nan), (2, 0.5, 0.5)]
+    >>> [tuple(window) for window in new_item_reference(log, windows=3, k=1)]  # window 3: 2 of 4 unseen, 2 new
+    [(0, 0, nan, nan), (2, 2, 0.5, 0.5)]
     """
     parts, first_window, catalog = _cut(interactions, windows)
     reference = []
@@ -270,12 +280,13 @@ def new_item_reference(interactions: pd.DataFrame, windows: int, k: int = 10) ->
         seen = before.groupby("user_id")["item_id"].nunique()
         part = parts[window][parts[window]["user_id"].isin(seen.index)]
         new = part[part["item_id"].map(first_window).to_numpy() == window]
+        new_count = sum(first == window for first in first_window.values())
         if not len(new):
-            reference.append((0, float("nan"), float("nan")))
+            reference.append(NewItemReference(0, new_count, float("nan"), float("nan")))
             continue
         unseen = len(catalog[window]) - seen.reindex(new["user_id"]).to_numpy()
-        new_count = sum(first == window for first in first_window.values())
-        reference.append((len(new), float(np.minimum(1.0, k / unseen).mean()), min(1.0, k / new_count)))
+        reference.append(NewItemReference(len(new), new_count, float(np.minimum(1.0, k / unseen).mean()),
+                                          min(1.0, k / new_count)))
     return reference
 
 

@@ -46,7 +46,6 @@ from mmrec_tf.evaluation.full_ranking import evaluate_retrieval
 from mmrec_tf.evaluation.recommendation_lists import (beyond_accuracy_metrics, item_popularity, ranked_items,
                                                       rerank_lists)
 from mmrec_tf.experiment import MODEL_FILE, RUN_FILE, load_run, load_run_data, run_task_kind
-from mmrec_tf.task_kinds import RETRIEVAL
 
 ACCURACY_KS = (1, 5, 10, 20, 50)
 LIST_K = 10
@@ -77,7 +76,7 @@ def check_run_folder(run_dir) -> dict:
         raise ValueError(f"{record_file}: missing {missing}; is it a run written by `mmrec train`?")
     if not (run_dir / MODEL_FILE).is_file():
         raise ValueError(f"{run_dir}: no {MODEL_FILE}; the run did not finish (resume it with `mmrec train --resume`)")
-    if run_task_kind(record, record_file) is not RETRIEVAL:
+    if not run_task_kind(record, record_file).retrieves:
         raise ValueError(f"{run_dir}: a {record['task']} run ({record['model']}); the report covers retrieval runs "
                          "(top-K lists), `mmrec evaluate` reports AUC and GAUC of ranking runs")
     return record
