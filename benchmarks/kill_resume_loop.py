@@ -44,7 +44,7 @@ CHILD = textwrap.dedent("""
     import keras, numpy as np
     import mmrec_tf.checkpoints as checkpoints
     import mmrec_tf.training as training
-    from mmrec_tf.data import FeatureSpace, build_examples, leave_last_out, load_dataset
+    from mmrec_tf.data import FeatureSpace, Preprocessor, leave_last_out, load_dataset
     from mmrec_tf.registry import create_model
 
     folder, out, kill = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
@@ -112,7 +112,7 @@ CHILD = textwrap.dedent("""
         mark(f"resume_from {found.epoch if found else 0}")
     dataset = load_dataset("synthetic", num_users=400, num_items=100, num_clusters=4)
     space = FeatureSpace.build(dataset)
-    examples = build_examples(leave_last_out(dataset), space, max_history=5)
+    examples = Preprocessor(space, max_history=5).examples(leave_last_out(dataset))
     keras.utils.set_random_seed(0)
     model = create_model("two_tower", space=space, embedding_dim=8)
     config = training.TrainingConfig(epochs=%(epochs)d, batch_size=32, learning_rate=0.05, seed=1)

@@ -64,7 +64,7 @@ from _common import REPOSITORY, SHARED_DATA, mean_std, print_table  # noqa: E402
 
 from mmrec_tf.cli import parse_settings  # noqa: E402
 from mmrec_tf.data.feature_space import FeatureSpace  # noqa: E402
-from mmrec_tf.data.pipeline import build_examples  # noqa: E402
+from mmrec_tf.data.preprocessor import Preprocessor  # noqa: E402
 from mmrec_tf.data.sources import load_dataset  # noqa: E402
 from mmrec_tf.data.splits import cold_start_split, leave_last_out, predefined_split  # noqa: E402
 from mmrec_tf.evaluation.cold_start import evaluate_cold_start  # noqa: E402
@@ -146,7 +146,8 @@ def run_grid(args) -> list[dict]:
         for protocol in args.protocols.split(","):
             for seed in range(args.seeds):
                 split = split_for(dataset, protocol, seed)
-                examples = build_examples(split, space, max_history=MAX_HISTORY)
+                preprocessor = Preprocessor(space, MAX_HISTORY)
+                examples = preprocessor.examples(split)
                 for model_name in args.models.split(","):
                     label = run_label(model_name, overrides)
                     if (dataset_name, protocol, seed, label) in done:
@@ -157,8 +158,7 @@ def run_grid(args) -> list[dict]:
                     started = time.perf_counter()
                     train_model(model, examples["train"], TrainingConfig(**{**training, "seed": seed}), verbose=0)
                     seconds = time.perf_counter() - started
-                    report = evaluate_cold_start(model, split, space, max_history=MAX_HISTORY, ks=KS,
-                                                 target=args.target)
+                    report = evaluate_cold_start(model, split, preprocessor, ks=KS, target=args.target)
                     records.append({"dataset": dataset_name, "protocol": protocol, "seed": seed, "model": label,
                                     "target": args.target, "train_seconds": seconds, "sections": report.sections})
                     shown = "  ".join(f"{section} R@20={report[section]['recall@20']:.4f}"

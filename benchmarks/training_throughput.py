@@ -78,8 +78,9 @@ import tensorflow as tf  # noqa: E402
 from _common import movielens_path, print_table  # noqa: E402
 from keras import ops  # noqa: E402
 
-from mmrec_tf.data.labels import build_rating_examples  # noqa: E402
+from mmrec_tf.data.label_spec import parse_label  # noqa: E402
 from mmrec_tf.data.pipeline import Examples, make_tf_dataset, steps_per_epoch  # noqa: E402
+from mmrec_tf.data.preprocessor import Preprocessor  # noqa: E402
 from mmrec_tf.data.sources import load_dataset  # noqa: E402
 from mmrec_tf.data.splits import temporal_fraction_split  # noqa: E402
 from mmrec_tf.evaluation.full_ranking import evaluate_retrieval  # noqa: E402
@@ -551,8 +552,8 @@ def main() -> None:
     data = prepare_data(dataset, "leave_last_out", max_history=50)
     print(f"data: {dataset.source}; retrieval: {len(data.examples['train']):,} leave-last-out training examples")
     if not args.skip_models:
-        ranking = build_rating_examples(temporal_fraction_split(dataset, valid_fraction=0.1, test_fraction=0.1),
-                                        data.space, max_history=50, threshold=4.0, history="positive")
+        clicks = Preprocessor(data.space, 50, parse_label("rating >= 4"), history="positive")
+        ranking = clicks.examples(temporal_fraction_split(dataset, valid_fraction=0.1, test_fraction=0.1))
         print(f"ranking: {len(ranking['train']):,} labelled training examples (rating >= 4 positive)", flush=True)
         names = args.models.split(",") if args.models else list_models()
         rows, failures = model_rows(names, data, ranking, args.epochs)

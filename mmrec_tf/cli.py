@@ -487,6 +487,7 @@ def cmd_train(args) -> int:
 
 def cmd_convert_data(args) -> int:
     from mmrec_tf.data.feature_space import FeatureSpace
+    from mmrec_tf.data.preprocessor import Preprocessor
     from mmrec_tf.data.sources import load_dataset
     from mmrec_tf.data.splits import make_split
     from mmrec_tf.data.tfrecord_io import write_tfrecord_examples
@@ -499,8 +500,8 @@ def cmd_convert_data(args) -> int:
     print(f"loading {name}{' from ' + str(path) if path else ''} ...", flush=True)
     dataset = load_dataset(name, path, skip_bad_rows=args.skip_bad_rows)
     split = make_split(dataset, args.split, seed=args.seed)
-    out = write_tfrecord_examples(split, FeatureSpace.build(dataset), args.out, num_shards=args.shards,
-                                  max_history=args.max_history, seed=args.seed,
+    out = write_tfrecord_examples(split, Preprocessor(FeatureSpace.build(dataset), args.max_history), args.out,
+                                  num_shards=args.shards, seed=args.seed,
                                   source={"dataset": name, "path": str(path) if path else None})
     counts = {split_name: int((split.log["split"] == split_name).sum()) for split_name in ("train", "valid", "test")}
     print(f"wrote {out}: {args.shards} shards per split; " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))

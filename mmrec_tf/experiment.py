@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import inspect
 import json
 import os
 import pathlib
@@ -17,9 +16,8 @@ import tensorflow as tf
 from mmrec_tf.atomic_file import write_atomically
 from mmrec_tf.data.dataset import Dataset
 from mmrec_tf.data.feature_space import FeatureSpace
-from mmrec_tf.data.label_spec import LabelSpec, parse_label
-from mmrec_tf.data.labels import build_rating_examples, build_sampled_examples
-from mmrec_tf.data.pipeline import Examples, build_examples, seen_items
+from mmrec_tf.data.pipeline import Examples
+from mmrec_tf.data.preprocessor import Preprocessor
 from mmrec_tf.data.sources import load_dataset
 from mmrec_tf.data.splits import Split, make_split
 from mmrec_tf.evaluation.full_ranking import RetrievalReport
@@ -67,135 +65,84 @@ def data_settings(model_or_entry: str, **overrides) -> dict:
 
 @dataclasses.dataclass
 class PreparedData:
-    """A dataset with its split, feature space and model-ready examples.
+    """A dataset with its split, its :class:`~mmrec_tf.data.preprocessor.Preprocessor` and the examples it made.
 
     ``task`` names what the examples are for (:attr:`kind`; a
     :class:`~mmrec_tf.task_kinds.TaskKind` given is kept as its name):
     ``"retrieval"`` (interactions, evaluated by full ranking) or
-    ``"ranking"`` (labelled by ``label``, each example's history per
-    ``history``; see :func:`~mmrec_tf.data.labels.build_rating_examples`). ``split_options``
+    ``"ranking"`` (labelled by the preprocessor's ``label``). ``split_options``
     are what the split was made with beyond its name (e.g. fractions).
 
     Example:
     >>> data = prepare_data(load_dataset("synthetic", num_users=20, num_items=12, num_clusters=2))
-    >>> len(data.examples["test"]), data.kind is RETRIEVAL
-    (20, True)
+    >>> len(data.examples["test"]), data.kind is RETRIEVAL, data.max_history
+    (20, True, 50)
     """
 
     dataset: Dataset
     split: Split
-    space: FeatureSpace
+    preprocessor: Preprocessor
     examples: dict[str, Examples]
-    max_history: int
     task: str = RETRIEVAL.name
-    label: str | None = None
-    history: str | None = None
     split_options: dict = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
         self.task = task_kind(self.task).name  # a TaskKind given is kept as its name, what run.json writes
+        if self.kind.labelled != self.preprocessor.labelled:
+            raise ValueError(f"{self.task} examples need a preprocessor "
+                             f"{'with' if self.kind.labelled else 'without'} a label")
 
     @property
     def kind(self) -> TaskKind:
         """The :class:`~mmrec_tf.task_kinds.TaskKind` named by ``task``."""
         return task_kind(self.task)
 
+    @property
+    def space(self) -> FeatureSpace:
+        """The preprocessor's vocabularies and item feature tables."""
+        return self.preprocessor.space
+
+    @property
+    def max_history(self) -> int:
+        return self.preprocessor.max_history
+
+    @property
+    def label(self) -> str | None:
+        """The label's canonical spelling (``"rating >= 4"``, ``"sampled:1"``), None for retrieval examples."""
+        return None if self.preprocessor.label is None else self.preprocessor.label.text
+
+    @property
+    def history(self) -> str | None:
+        """Which earlier rows a labelled example's history keeps; None for retrieval examples."""
+        return self.preprocessor.history
+
     def seen(self, target: str = "test"):
-        return seen_items(self.split, self.space, target)
+        """Per user index, the item indices visible before ``target`` rows (a ranking excludes them)."""
+        return self.preprocessor.seen(self.split, target)
 
     def record(self) -> dict:
         """How to rebuild these examples, as ``run.json``'s ``data`` section records it (without the source)."""
-        record = {"split": self.split.method, "max_history": self.max_history, **self.split_options}
-        if self.kind.labelled:
-            record.update(label=self.label, history=self.history)
-        return record
+        return {"split": self.split.method, **self.split_options, **self.preprocessor.record()}
 
     def user_history(self, user: str) -> list[str]:
-        """A user's item ids, oldest first, as a model of this task sees them after all their interactions.
-
-        Ranking data with ``history="positive"`` keeps only the positively
-        labelled interactions (what a click log would hold).
-        """
-        rows = self.split.log[self.split.log["user_id"] == user]
-        if self.kind.labelled and self.history == "positive":
-            spec = parse_label(self.label)
-            rows = rows[rows[spec.column].to_numpy(dtype=np.float64) >= spec.threshold]
-        return rows["item_id"].tolist()
-
-
-def default_label(dataset: Dataset) -> str:
-    """The label of a dataset's ranking examples when none is given: its 0/1 ``label`` column, else ``rating >= 4``."""
-    columns = dataset.interactions.columns
-    if "label" in columns:
-        return "label"
-    if "rating" in columns:
-        return "rating >= 4"
-    raise ValueError(f"ranking needs labels, but the interactions of {dataset.name!r} have neither a 'label' nor "
-                     f"a 'rating' column (they have {list(columns)}); add one of them")
-
-
-def _history_default() -> str:
-    return inspect.signature(build_rating_examples).parameters["history"].default
-
-
-def labelled_examples(split: Split, space: FeatureSpace, max_history: int, spec: LabelSpec,
-                      history: str | None = None, seed: int = 0) -> dict[str, Examples]:
-    """Ranking examples of every split of ``split``, labelled by ``spec``: the one labelling rule.
-
-    :func:`prepare_data` and :func:`~mmrec_tf.update.update_examples` both
-    call it, so a run and its updates label alike. A ``sampled`` spec makes
-    every interaction a positive followed by ``spec.negatives`` random items
-    the user never touched (drawn with ``seed``); other specs threshold or
-    check a column (:func:`~mmrec_tf.data.labels.build_rating_examples`, with
-    ``history`` as its history rule unless None).
-
-    Example:
-    >>> from mmrec_tf.data.label_spec import parse_label
-    >>> ds = load_dataset("synthetic", num_users=20, num_items=12, num_clusters=2)
-    >>> split = make_split(ds, "temporal_fraction", test_fraction=0.2)
-    >>> space = FeatureSpace.build(ds)
-    >>> examples = labelled_examples(split, space, 5, parse_label("sampled"))
-    >>> labels = examples["train"].extras["label"]
-    >>> labels[:4].tolist(), len(labels) == 2 * int((split.log["split"] == "train").sum())
-    ([1.0, 0.0, 1.0, 0.0], True)
-    """
-    if spec.negatives:
-        if history not in (None, "all"):
-            raise ValueError(f"data.history {history!r}: with data.label {spec.text!r} every interaction is a "
-                             "positive, so the history is every earlier interaction ('all')")
-        return build_sampled_examples(split, space, max_history, spec.negatives, seed=seed)
-    log = split.log
-    if spec.column not in log.columns:
-        raise ValueError(f"data.label {spec.text!r}: the interactions have no {spec.column!r} column; they have "
-                         f"{[c for c in log.columns if c not in ('split', 'position')]}")
-    values = log[spec.column].to_numpy(dtype=np.float64)
-    if spec.explicit:
-        bad = np.flatnonzero((values != 0) & (values != 1))
-        if bad.size:
-            raise ValueError(f"data.label {spec.text!r}: column {spec.column!r} must hold 0 or 1; user "
-                             f"{log['user_id'].iloc[bad[0]]!r}, item {log['item_id'].iloc[bad[0]]!r} has "
-                             f"{values[bad[0]]} ({bad.size} such rows); for ratings write e.g. "
-                             f"'{spec.column} >= 4'")
-    options = {"max_history": max_history, "threshold": spec.threshold, "column": spec.column}
-    if history is not None:
-        options["history"] = history
-    return build_rating_examples(split, space, **options)
+        """A user's item ids, oldest first, as a model of this task sees them after all their interactions."""
+        return self.preprocessor.user_history(self.split.log, user)
 
 
 def prepare_data(dataset: Dataset, split: str | None = None, max_history: int = 50, seed: int = 0,
                  space: FeatureSpace | None = None, task: str | TaskKind = RETRIEVAL.name, label: str | None = None,
                  history: str | None = None, **split_options) -> PreparedData:
-    """Split ``dataset``, build its feature space (unless given) and the examples of every split.
+    """Split ``dataset``, build its feature space (unless given), its preprocessor and the examples of every split.
 
-    ``task`` (a name or a :class:`~mmrec_tf.task_kinds.TaskKind`) decides the examples: ``"retrieval"`` builds
-    :func:`~mmrec_tf.data.pipeline.build_examples`; ``"ranking"`` builds
-    labelled examples with :func:`~mmrec_tf.data.labels.build_rating_examples`
-    from ``label`` (``"rating >= 4"``, a 0/1 column such as ``"label"``, or
+    ``task`` (a name or a :class:`~mmrec_tf.task_kinds.TaskKind`) decides the
+    examples (:meth:`~mmrec_tf.data.preprocessor.Preprocessor.examples`):
+    retrieval trains on the interactions; ranking on examples labelled by
+    ``label`` (``"rating >= 4"``, a 0/1 column such as ``"label"``, or
     ``"sampled"``: every interaction positive with a random untouched item as
     its negative, drawn with ``seed``; see
     :func:`~mmrec_tf.data.label_spec.parse_label`; default
-    :func:`default_label`) and ``history`` (that function's default unless
-    given). ``split`` defaults to the task's usual protocol
+    :func:`~mmrec_tf.data.preprocessor.default_label`) with ``history`` as
+    their history rule. ``split`` defaults to the task's usual protocol
     (:attr:`~mmrec_tf.task_kinds.TaskKind.default_split`: ``leave_last_out`` for retrieval,
     ``temporal_fraction`` for ranking, where every user needs several test
     examples for GAUC); ``split_options`` go to
@@ -207,26 +154,14 @@ def prepare_data(dataset: Dataset, split: str | None = None, max_history: int = 
     >>> data = prepare_data(ds, task="ranking", label="rating >= 4", max_history=5, test_fraction=0.2)
     >>> data.split.method, sorted(data.examples["test"].extras)
     ('temporal_fraction', ['label', 'rating', 'timestamp'])
-    >>> data.record()["label"], data.record()["test_fraction"]
-    ('rating >= 4', 0.2)
+    >>> data.record()["label"], data.record()["history"], data.record()["test_fraction"]
+    ('rating >= 4', 'positive', 0.2)
     """
     kind = task_kind(task)
-    if not kind.labelled and (label is not None or history is not None):
-        raise ValueError("label and history describe ranking examples; a retrieval model trains on the "
-                         "interactions themselves")
-    split = split or kind.default_split
-    split_log = make_split(dataset, split, seed=seed, **split_options)
     space = space if space is not None else FeatureSpace.build(dataset)
-    if not kind.labelled:
-        examples = build_examples(split_log, space, max_history)
-        return PreparedData(dataset, split_log, space, examples, max_history, task=kind.name,
-                            split_options=dict(split_options))
-    spec = parse_label(label if label is not None else default_label(dataset))
-    examples = labelled_examples(split_log, space, max_history, spec, history, seed)
-    if spec.negatives:
-        history = "all"
-    return PreparedData(dataset, split_log, space, examples, max_history, task=kind.name, label=spec.text,
-                        history=history if history is not None else _history_default(),
+    preprocessor = Preprocessor.for_data(dataset, space, max_history, kind.labelled, label, history, seed)
+    split_log = make_split(dataset, split or kind.default_split, seed=seed, **split_options)
+    return PreparedData(dataset, split_log, preprocessor, preprocessor.examples(split_log), task=kind.name,
                         split_options=dict(split_options))
 
 

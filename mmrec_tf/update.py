@@ -46,17 +46,15 @@ import pandas as pd
 
 from mmrec_tf.data.dataset import Dataset
 from mmrec_tf.data.feature_space import FeatureSpace
-from mmrec_tf.data.label_spec import parse_label
-from mmrec_tf.data.pipeline import Examples, build_examples
+from mmrec_tf.data.pipeline import Examples
+from mmrec_tf.data.preprocessor import Preprocessor
 from mmrec_tf.data.splits import Split
 from mmrec_tf.data.sources import load_dataset
 from mmrec_tf.data.vocabulary_growth import (VocabularyGrowth, grow_space, id_type_difference, schema_difference,
                                               with_spare_rows)
-from mmrec_tf.experiment import (MODEL_FILE, RUN_FILE, SPACE_FOLDER, labelled_examples, load_run, load_run_data,
-                                 run_task_kind)
+from mmrec_tf.experiment import MODEL_FILE, RUN_FILE, SPACE_FOLDER, load_run, load_run_data
 from mmrec_tf.layers.item_feature_encoder import table_arrays
 from mmrec_tf.registry import accepted_arguments
-from mmrec_tf.task_kinds import RETRIEVAL, TaskKind, task_kind
 from mmrec_tf.training import OPTIMIZERS, TrainingConfig, train_model
 
 UPDATE_KEY = "update"
@@ -66,7 +64,7 @@ _BASE_KEYS = ("name", "model", "task", "data", "training")
 
 @dataclasses.dataclass
 class UpdatedModel:
-    """What :func:`continue_training` returns: the grown, further-trained model and its space.
+    """What :func:`continue_training` returns: the grown, further-trained model and its preprocessor.
 
     ``new_examples`` counts the interactions trained on, ``seen_examples``
     everything the model has now seen; ``train_seconds`` is the wall time of
@@ -77,12 +75,17 @@ class UpdatedModel:
     """
 
     model: keras.Model
-    space: FeatureSpace
+    preprocessor: Preprocessor
     growth: VocabularyGrowth
     new_examples: int
     seen_examples: int
     train_seconds: float
     in_place: bool = False
+
+    @property
+    def space(self) -> FeatureSpace:
+        """The grown vocabularies and item feature tables."""
+        return self.preprocessor.space
 
 
 def architecture_arguments(model) -> dict:
@@ -281,10 +284,21 @@ def grow_optimizer(optimizer, model):
     return grown
 
 
-def _ordered_log(seen: pd.DataFrame, new: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
-    """Seen then new interactions in per-user time order, as a one-split log; and which rows are new."""
+def ordered_log(seen: pd.DataFrame, new: pd.DataFrame, new_split: str = "train") -> tuple[pd.DataFrame, np.ndarray]:
+    """Seen then new interactions in per-user time order as one log; and each log row's place in seen + new.
+
+    Seen rows are split ``"train"``, new rows ``new_split``. Users come in the
+    order they first appear; a user's rows by timestamp (when there are
+    timestamps), then seen before new, then by their order in the frames.
+
+    Example:
+    >>> seen = pd.DataFrame({"user_id": ["u", "v"], "item_id": ["a", "b"], "timestamp": [5, 1]})
+    >>> log, source_row = ordered_log(seen, pd.DataFrame({"user_id": ["u"], "item_id": ["c"], "timestamp": [2]}),
+    ...                               new_split="test")
+    >>> log["item_id"].tolist(), log["split"].tolist(), source_row.tolist()
+    (['c', 'a', 'b'], ['test', 'train', 'train'], [2, 0, 1])
+    """
     combined = pd.concat([seen, new], ignore_index=True)
-    is_new = np.r_[np.zeros(len(seen), bool), np.ones(len(new), bool)]
     first_seen = {user: rank for rank, user in enumerate(pd.unique(combined["user_id"]))}
     keys = pd.DataFrame({"rank": combined["user_id"].map(first_seen).to_numpy(), "row": np.arange(len(combined))})
     order_by = ["rank", "row"]
@@ -294,19 +308,18 @@ def _ordered_log(seen: pd.DataFrame, new: pd.DataFrame) -> tuple[pd.DataFrame, n
     order = keys.sort_values(order_by, kind="stable").index.to_numpy()
     log = combined.iloc[order].reset_index(drop=True)
     log["position"] = log.groupby("user_id", sort=False).cumcount().astype("int32")
-    log["split"] = "train"
-    return log, is_new[order]
+    log["split"] = np.where(order >= len(seen), new_split, "train")
+    return log, order
 
 
-def update_examples(space: FeatureSpace, seen: pd.DataFrame, new: pd.DataFrame, max_history: int,
-                    task: str | TaskKind = RETRIEVAL.name, label: str | None = None, history: str | None = None,
-                    replay: float = 0.0, seed: int = 0) -> tuple[Examples, Examples]:
+def update_examples(preprocessor: Preprocessor, seen: pd.DataFrame, new: pd.DataFrame, replay: float = 0.0,
+                    seed: int = 0) -> tuple[Examples, Examples]:
     """``(new, everything)``: examples of the ``new`` interactions and of all, histories over seen + new.
 
-    Each example's history is the user's interactions before it, seen or new
-    (the rule of a training row, :mod:`~mmrec_tf.data.pipeline`). Ranking
-    examples are labelled by ``label`` with ``history`` as the run's (a
-    ``"sampled"`` label draws fresh negatives for every interaction).
+    ``preprocessor`` makes them, as it made the run's: each example's history
+    is the user's interactions before it, seen or new (the rule of a training
+    row, :mod:`~mmrec_tf.data.pipeline`), and ranking examples are labelled
+    as the run's (a ``"sampled"`` label draws fresh negatives for every interaction).
     ``replay`` > 0 adds to the first a uniform sample (by ``seed``) of
     ``round(replay * len(new))`` seen interactions (at most all of them),
     replayed so an update does not drift away from the past.
@@ -315,29 +328,25 @@ def update_examples(space: FeatureSpace, seen: pd.DataFrame, new: pd.DataFrame, 
     >>> log = pd.DataFrame({"user_id": ["u", "u"], "item_id": ["a", "b"], "timestamp": [1, 2]})
     >>> from mmrec_tf.data.feature_space import FeatureSpace
     >>> from mmrec_tf.data.sources import make_synthetic
-    >>> space = FeatureSpace.build(make_synthetic(num_users=2, num_items=3, num_clusters=1))
-    >>> ids = list(space.item_vocab.ids)
+    >>> preprocessor = Preprocessor(FeatureSpace.build(make_synthetic(num_users=2, num_items=3, num_clusters=1)),
+    ...                             max_history=2)
+    >>> ids = list(preprocessor.space.item_vocab.ids)
     >>> seen = pd.DataFrame({"user_id": ["0"], "item_id": [ids[0]], "timestamp": [1]})
     >>> fresh = pd.DataFrame({"user_id": ["0"], "item_id": [ids[1]], "timestamp": [2]})
-    >>> new, everything = update_examples(space, seen, fresh, max_history=2)
+    >>> new, everything = update_examples(preprocessor, seen, fresh)
     >>> len(new), len(everything), new.history[0].tolist()
     (1, 2, [1, 0])
-    >>> len(update_examples(space, seen, fresh, max_history=2, replay=1.0)[0])  # the seen row replayed too
+    >>> len(update_examples(preprocessor, seen, fresh, replay=1.0)[0])  # the seen row replayed too
     2
     """
-    log, is_new = _ordered_log(seen, new)
+    log, source_row = ordered_log(seen, new)
+    is_new = source_row >= len(seen)
     if replay > 0:
         old = np.flatnonzero(~is_new)
         chosen = np.random.default_rng(seed).choice(old, min(len(old), round(replay * len(new))), replace=False)
-        is_new = is_new.copy()
         is_new[chosen] = True
-    split = Split(log=log, method="update")
-    if task_kind(task).labelled:
-        spec = parse_label(label)
-        everything = labelled_examples(split, space, max_history, spec, history)["train"]
-        is_new = np.repeat(is_new, 1 + spec.negatives)  # each interaction is followed by its negatives
-    else:
-        everything = build_examples(split, space, max_history)["train"]
+    everything = preprocessor.examples(Split(log=log, method="update"))["train"]
+    is_new = np.repeat(is_new, preprocessor.examples_per_interaction)  # an interaction's negatives follow it
     new_examples = Examples(everything.user_id[is_new], everything.item_id[is_new], everything.history[is_new],
                             {key: value[is_new] for key, value in everything.extras.items()})
     return new_examples, everything
@@ -365,12 +374,10 @@ def new_interactions(seen: pd.DataFrame, data: pd.DataFrame) -> pd.DataFrame:
     return data[occurrence.to_numpy() >= already].reset_index(drop=True)
 
 
-def continue_training(model, space: FeatureSpace, seen: pd.DataFrame, new: pd.DataFrame, dataset: Dataset,
-                      config: TrainingConfig, max_history: int, task: str | TaskKind = RETRIEVAL.name,
-                      label: str | None = None, history: str | None = None,
-                      checkpoint_dir: str | os.PathLike | None = None, verbose: int | str = 0,
+def continue_training(model, preprocessor: Preprocessor, seen: pd.DataFrame, new: pd.DataFrame, dataset: Dataset,
+                      config: TrainingConfig, checkpoint_dir: str | os.PathLike | None = None, verbose: int | str = 0,
                       spare_users: float = 0.0, spare_items: float = 0.0, replay: float = 0.0) -> UpdatedModel:
-    """Grow ``model`` and ``space`` with ``dataset``'s new users and items, then train on ``new`` interactions.
+    """Grow ``model`` and ``preprocessor``'s space with ``dataset``'s new users and items, then train on ``new``.
 
     ``seen`` are the interactions the model was trained on (histories and
     counts), ``new`` those to train on now (see :func:`new_interactions`);
@@ -386,13 +393,12 @@ def continue_training(model, space: FeatureSpace, seen: pd.DataFrame, new: pd.Da
     row in use for the next call).
 
     Example:
-    >>> updated = continue_training(model, space, seen, new, dataset, TrainingConfig(epochs=1),
-    ...                             max_history=50)  # doctest: +SKIP
+    >>> updated = continue_training(model, preprocessor, seen, new, dataset, TrainingConfig(epochs=1))  # doctest: +SKIP
     """
     started = time.perf_counter()
-    grown_space, growth = grow_space(space, dataset)
-    new_examples, everything = update_examples(grown_space, seen, new, max_history, task, label, history,
-                                               replay, config.seed + len(seen))
+    grown_space, growth = grow_space(preprocessor.space, dataset)
+    grown_preprocessor = preprocessor.with_space(grown_space)
+    new_examples, everything = update_examples(grown_preprocessor, seen, new, replay, config.seed + len(seen))
     if not len(new_examples):
         raise ValueError("the new data holds no interaction the run has not trained on; nothing to update")
     in_place = grow_in_place(model, grown_space)
@@ -407,7 +413,7 @@ def continue_training(model, space: FeatureSpace, seen: pd.DataFrame, new: pd.Da
         optimizer.learning_rate = config.learning_rate
     train_model(grown, new_examples, config, verbose=verbose, checkpoint_dir=checkpoint_dir,
                 prepare_examples=everything, optimizer=optimizer)
-    return UpdatedModel(grown, grown_space, growth, len(new_examples), len(everything),
+    return UpdatedModel(grown, grown_preprocessor, growth, len(new_examples), len(everything),
                         time.perf_counter() - started, in_place)
 
 
@@ -533,13 +539,11 @@ def update(run_dir: str | os.PathLike, new_data, run_dir_out: str | os.PathLike 
     check_new_data(space, dataset, str(source["path"] or source["dataset"]))
     seen = seen_interactions(record, space)
     fresh = new_interactions(seen, _interaction_columns(dataset.interactions))
-    task = run_task_kind(record)
-    max_history = record["data"]["max_history"]
+    preprocessor = Preprocessor.from_record(record["data"], space, seed=record["training"]["seed"])
     config = TrainingConfig(**{**record["training"], "epochs": epochs})
     out.mkdir(parents=True, exist_ok=True)
-    updated = continue_training(model, space, seen, fresh, dataset, config, max_history, task,
-                                record["data"].get("label"), record["data"].get("history"),
-                                checkpoint_dir=checkpoints, verbose=verbose)
+    updated = continue_training(model, preprocessor, seen, fresh, dataset, config, checkpoint_dir=checkpoints,
+                                verbose=verbose)
     parent_update = record.get(UPDATE_KEY)
     data_seen = parent_update["data_seen"] if parent_update else [{"run": {key: record[key] for key in _BASE_KEYS
                                                                            if key in record}}]

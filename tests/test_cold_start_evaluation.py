@@ -14,8 +14,9 @@ from mmrec_tf.data.pipeline import build_examples, seen_items
 from mmrec_tf.data.schema import Feature, Schema
 from mmrec_tf.data.sources.synthetic import make_synthetic
 from mmrec_tf.data.splits import Split, cold_item_ids, cold_start_split, leave_last_out
-from mmrec_tf.evaluation.cold_start import (ColdStartReport, UserQueries, evaluate_cold_start,
-                                            evaluate_user_targets, user_queries)
+from mmrec_tf.data.preprocessor import Preprocessor
+from mmrec_tf.data.user_queries import UserQueries, user_queries
+from mmrec_tf.evaluation.cold_start import ColdStartReport, evaluate_cold_start, evaluate_user_targets
 from mmrec_tf.evaluation.full_ranking import evaluate_retrieval
 from mmrec_tf.models import Popularity, TwoTower
 
@@ -176,7 +177,7 @@ def test_cold_start_report_sections(synthetic):
     space = FeatureSpace.build(synthetic)
     model = Popularity(num_users=space.num_users, num_items=space.num_items)
     model.prepare(build_examples(split, space, max_history=3)["train"])
-    report = evaluate_cold_start(model, split, space, max_history=3, ks=(10,))
+    report = evaluate_cold_start(model, split, Preprocessor(space, 3), ks=(10,))
     assert isinstance(report, ColdStartReport) and list(report.sections) == [
         "all", "warm", "cold_among_cold", "cold_among_all"]
     num_cold = len(cold_item_ids(split))
@@ -188,5 +189,5 @@ def test_cold_start_report_sections(synthetic):
     assert "cold_among_cold" in str(report)
     with pytest.raises(KeyError, match="no section 'cold'"):
         report["cold"]
-    warm_only = evaluate_cold_start(model, split, space, max_history=3, ks=(10,), cold_items=set())
+    warm_only = evaluate_cold_start(model, split, Preprocessor(space, 3), ks=(10,), cold_items=set())
     assert list(warm_only.sections) == ["all", "warm"]

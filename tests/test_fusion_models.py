@@ -15,6 +15,7 @@ import pytest
 
 from mmrec_tf.data.feature_space import FeatureSpace
 from mmrec_tf.data.pipeline import build_examples
+from mmrec_tf.data.preprocessor import Preprocessor
 from mmrec_tf.data.splits import cold_item_ids, cold_start_split
 from mmrec_tf.evaluation.cold_start import evaluate_cold_start
 from mmrec_tf.export.item_catalog import prepare_catalog
@@ -61,7 +62,7 @@ def trained(data):
         keras.utils.set_random_seed(0)
         model = create_model(name, space=data["space"], **architecture)
         train_model(model, data["examples"]["train"], config, verbose=0)
-        report = evaluate_cold_start(model, data["split"], data["space"], max_history=MAX_HISTORY, ks=(10, 20))
+        report = evaluate_cold_start(model, data["split"], Preprocessor(data["space"], MAX_HISTORY), ks=(10, 20))
         results[name] = (model, report)
     return results
 

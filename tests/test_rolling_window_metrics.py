@@ -6,8 +6,9 @@ import pytest
 
 from mmrec_tf.data.dataset import Dataset
 from mmrec_tf.data.feature_space import FeatureSpace
+from mmrec_tf.data.preprocessor import Preprocessor
 from mmrec_tf.data.schema import Feature, Schema
-from mmrec_tf.evaluation.rolling import evaluate_window, new_item_reference
+from mmrec_tf.evaluation.rolling import evaluate_window, new_item_reference, window_examples
 from mmrec_tf.models import TwoTower
 
 OLD = [f"old{k}" for k in range(11)]  # old0 seen by both users before the window; old1..old10 unseen
@@ -35,7 +36,7 @@ def window_setup():
 
 def test_new_items_are_scored_among_all_unseen_items_and_among_new_ones(window_setup):
     model, space, before, window = window_setup
-    metrics = evaluate_window(model, space, before, window, max_history=2, new_items=set(NEW),
+    metrics = evaluate_window(model, Preprocessor(space, 2), before, window, new_items=set(NEW),
                               recent_items=set())
     # among everything unseen, the ten old items old1..old10 (scores 101..110) fill the top 10: no new item is found
     assert metrics["hr@10_new_items"] == 0.0
@@ -48,11 +49,11 @@ def test_new_items_are_scored_among_all_unseen_items_and_among_new_ones(window_s
 
 def test_new_items_the_model_does_not_know_count_as_misses_among_new(window_setup):
     model, space, before, window = window_setup
-    metrics = evaluate_window(model, space, before, window, max_history=2, new_items=set(NEW) | {"unreleased"},
+    metrics = evaluate_window(model, Preprocessor(space, 2), before, window, new_items=set(NEW) | {"unreleased"},
                               recent_items=set())
     assert metrics["hr@10_new_among_new"] == 0.5
     unknown = pd.concat([window, pd.DataFrame({"user_id": ["u2"], "item_id": ["unreleased"], "timestamp": [5]})])
-    metrics = evaluate_window(model, space, before, unknown, max_history=2, new_items=set(NEW) | {"unreleased"},
+    metrics = evaluate_window(model, Preprocessor(space, 2), before, unknown, new_items=set(NEW) | {"unreleased"},
                               recent_items=set())
     assert metrics["hr@10_new_among_new"] == pytest.approx(1 / 3)  # one hit in three, the unknown target a miss
 
@@ -73,6 +74,22 @@ def test_a_model_that_does_not_know_the_new_items_misses_them_among_new():
     schema = Schema([Feature("user_id", "id", "user"), Feature("item_id", "id", "item")])
     space = FeatureSpace.build(Dataset("toy", before, schema))
     model = TwoTower(num_users=space.num_users, num_items=space.num_items, embedding_dim=2)
-    metrics = evaluate_window(model, space, before, window, max_history=2, new_items={"new1"}, recent_items=set())
+    metrics = evaluate_window(model, Preprocessor(space, 2), before, window, new_items={"new1"},
+                              recent_items=set())
     assert metrics["hr@10_new_among_new"] == 0.0 and metrics["hr@10_new_items"] == 0.0
     assert metrics["hr@10"] == 0.5  # u2's old0 is the only item u2 has not seen: first of one
+
+
+def test_users_the_model_does_not_know_keep_their_own_seen_items():
+    # the space knows u1 and items a, b, c only; u2 and u3 came later and share the unknown user index 0
+    known = pd.DataFrame({"user_id": ["u1", "u1", "u1"], "item_id": ["a", "b", "c"], "timestamp": [0, 1, 2]})
+    schema = Schema([Feature("user_id", "id", "user"), Feature("item_id", "id", "item")])
+    space = FeatureSpace.build(Dataset("toy", known, schema))
+    before = pd.DataFrame({"user_id": ["u2", "u3", "u2", "u3"], "item_id": ["a", "b", "later", "c"],
+                           "timestamp": [3, 4, 5, 6]})
+    window = pd.DataFrame({"user_id": ["u3", "u2", "u9"], "item_id": ["a", "c", "a"], "timestamp": [7, 8, 9]})
+    examples, seen, known_targets = window_examples(Preprocessor(space, 3), before, window)
+    assert examples.user_id.tolist() == [0, 0] and examples.item_id.tolist() == [1, 3]  # u9 has no past: left out
+    assert examples.history.tolist() == [[2, 3, 0], [1, 0, 0]]  # u3: b, c; u2: a (the unknown "later" skipped)
+    assert [items.tolist() for items in seen] == [[2, 3], [1]]
+    assert known_targets.tolist() == [True, True]

@@ -61,7 +61,9 @@ def test_the_default_split_of_each_kind_is_the_one_prepare_data_makes():
     assert (retrieval.task, retrieval.kind, ranking.task, ranking.kind) == ("retrieval", RETRIEVAL, "ranking", RANKING)
     by_object = prepare_data(dataset, task=RANKING, max_history=3)
     assert by_object.task == "ranking" and by_object.record() == ranking.record()
-    assert dataclasses.replace(retrieval, task=RANKING).task == "ranking"
+    assert dataclasses.replace(ranking, task=RANKING).task == "ranking"  # a TaskKind given is kept as its name
+    with pytest.raises(ValueError, match="ranking examples need a preprocessor with a label"):
+        dataclasses.replace(retrieval, task=RANKING)  # the examples were made for retrieval
     with pytest.raises(ValueError, match="task must be one of"):
         dataclasses.replace(retrieval, task="regression")
     assert "label" in ranking.examples["train"].extras and "label" not in retrieval.examples["train"].extras

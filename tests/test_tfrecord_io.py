@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from mmrec_tf.cli import main
 from mmrec_tf.data.pipeline import build_examples, steps_per_epoch
+from mmrec_tf.data.preprocessor import Preprocessor
 from mmrec_tf.data.tfrecord_io import (ShardedExamples, TFRecordSpecError, make_tfrecord_dataset,
                                        read_tfrecord_spec, write_tfrecord_examples)
 from mmrec_tf.registry import create_model
@@ -17,8 +18,8 @@ from conftest import TINY_MAX_HISTORY
 
 @pytest.fixture(scope="module")
 def shards(tiny_split, tiny_space, tmp_path_factory):
-    return write_tfrecord_examples(tiny_split, tiny_space, tmp_path_factory.mktemp("tfr") / "examples", num_shards=3,
-                                   max_history=TINY_MAX_HISTORY, seed=4, rows_per_chunk=97)
+    return write_tfrecord_examples(tiny_split, Preprocessor(tiny_space, TINY_MAX_HISTORY),
+                                   tmp_path_factory.mktemp("tfr") / "examples", num_shards=3, seed=4, rows_per_chunk=97)
 
 
 def _rows(batches) -> list[tuple]:
@@ -99,7 +100,7 @@ def test_existing_folder_is_refused_and_a_failed_write_leaves_nothing(tiny_split
     target = tmp_path / "examples"
     target.mkdir()
     with pytest.raises(FileExistsError, match="already exists"):
-        write_tfrecord_examples(tiny_split, tiny_space, target)
+        write_tfrecord_examples(tiny_split, Preprocessor(tiny_space), target)
     target.rmdir()
 
     def broken_save(self, folder):
@@ -107,7 +108,7 @@ def test_existing_folder_is_refused_and_a_failed_write_leaves_nothing(tiny_split
 
     monkeypatch.setattr(type(tiny_space), "save", broken_save)
     with pytest.raises(OSError, match="disk full"):
-        write_tfrecord_examples(tiny_split, tiny_space, target, num_shards=2)
+        write_tfrecord_examples(tiny_split, Preprocessor(tiny_space), target, num_shards=2)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -142,6 +143,6 @@ def test_cli_convert_data_writes_readable_shards(tmp_path, capsys):
 
 
 def test_examples_from_a_direct_build_equal_conversion_with_one_chunk(tiny_split, tiny_space, tmp_path):
-    out = write_tfrecord_examples(tiny_split, tiny_space, tmp_path / "one", num_shards=1, max_history=3)
+    out = write_tfrecord_examples(tiny_split, Preprocessor(tiny_space, 3), tmp_path / "one", num_shards=1)
     direct = build_examples(tiny_split, tiny_space, max_history=3)
     assert _example_rows(ShardedExamples(out, "test").prepare_view()) == _example_rows(direct["test"])

@@ -17,6 +17,7 @@ import pytest
 import tensorflow as tf
 
 from mmrec_tf.cli import main as mmrec
+from mmrec_tf.data.preprocessor import Preprocessor
 from mmrec_tf.data.sources import load_dataset
 from mmrec_tf.experiment import load_run, prepare_data, run, save_run
 from mmrec_tf.export.saved_model import export_model
@@ -203,13 +204,14 @@ def test_update_grows_in_place_into_spare_rows_exactly_as_a_rebuild(model_name, 
     results = {}
     for spare in (0.0, 1.0):  # rebuilt twice vs rebuilt with spare rows, then grown in place
         model, space, record = load_run(parent)
+        preprocessor = Preprocessor(space, MAX_HISTORY)
         config = TrainingConfig(**{**record["training"], "epochs": 0})
         steps = []
         for before, rows, dataset in stages:
-            updated = continue_training(model, space, before, rows, dataset, config, MAX_HISTORY,
-                                        spare_users=spare, spare_items=spare)
+            updated = continue_training(model, preprocessor, before, rows, dataset, config, spare_users=spare,
+                                        spare_items=spare)
             steps.append(updated)
-            model, space = updated.model, updated.space
+            model, preprocessor = updated.model, updated.preprocessor
         results[spare] = steps
     rebuilt, grown = results[0.0], results[1.0]
     assert [s.in_place for s in rebuilt] == [False, False] and [s.in_place for s in grown] == [False, True]
@@ -241,7 +243,7 @@ def test_update_continues_the_optimizer_state_of_every_optimizer(optimizer, fold
     trained_steps = int(result.model.optimizer.iterations)
     full = load_dataset("folder", new)
     rows = full.interactions[full.interactions["user_id"].isin([f"u{u}" for u in range(24, 30)])]
-    updated = continue_training(result.model, data.space, data.dataset.interactions, rows, full,
-                                TrainingConfig(**training), MAX_HISTORY)
+    updated = continue_training(result.model, data.preprocessor, data.dataset.interactions, rows, full,
+                                TrainingConfig(**training))
     assert type(updated.model.optimizer) is type(result.model.optimizer)
     assert int(updated.model.optimizer.iterations) == trained_steps + -(-len(rows) // 16)  # counted on, not restarted

@@ -4,8 +4,8 @@ History rules (no leakage): a train row sees the user's earlier *train* rows;
 a valid row sees the earlier train rows; a test row sees the earlier train and
 valid rows. "Earlier" is the split's per-user time order (ties in timestamp
 keep file order). Histories are oldest first, the most recent
-``max_history`` items, padded at the end with 0 — the same layout the serving
-signatures take.
+``max_history`` known items, padded at the end with 0 — the same layout the serving
+signatures take. :class:`~mmrec_tf.data.preprocessor.Preprocessor` applies these rules.
 """
 
 from __future__ import annotations
@@ -74,7 +74,8 @@ def row_histories(split: Split, items: np.ndarray, max_history: int, kept: np.nd
 
     A row sees its user's earlier rows of the splits :data:`VISIBLE_HISTORY`
     names for its own split, and of those only the ``kept`` ones (default:
-    all); the most recent ``max_history``, oldest first, 0-padded at the end.
+    all) whose item the space knows (index > 0; serving drops unknown history
+    ids alike); the most recent ``max_history``, oldest first, 0-padded at the end.
     With ``carried`` (an int per row, e.g. its rating) the second result
     holds, aligned with the history, the carried value of each history row.
 
@@ -116,7 +117,7 @@ def _walk_histories(split: Split, items: np.ndarray, max_history: int, kept: np.
         raise ValueError(f"max_history must be at least 1, got {max_history}")
     log = split.log
     labels = log["split"].to_numpy()
-    kept = np.ones(len(log), bool) if kept is None else kept
+    kept = items > 0 if kept is None else kept & (items > 0)  # an item the space does not know is no history
     histories = np.zeros((len(log), max_history), np.int32)
     carried_histories = None if carried is None else np.zeros((len(log), max_history), np.int32)
     bounds = run_bounds(log["user_id"].to_numpy())
@@ -147,7 +148,8 @@ def _visible(seen: dict[str, list[int]], target: str, limit: int) -> list[int]:
 def seen_items(split: Split, space: FeatureSpace, target: str = "test") -> dict[int, np.ndarray]:
     """Per user index, the item indices visible before evaluating ``target`` (to exclude from ranking)."""
     visible = split.log[split.log["split"].isin(VISIBLE_HISTORY[target])]
-    return items_by_user(space.user_vocab.lookup(visible["user_id"]), space.item_vocab.lookup(visible["item_id"]))
+    items = space.item_vocab.lookup(visible["item_id"])
+    return items_by_user(space.user_vocab.lookup(visible["user_id"])[items > 0], items[items > 0])
 
 
 def next_item_sequences(examples: Examples, max_history: int, stride: int | None = None) -> Examples:

@@ -36,7 +36,8 @@ import numpy as np
 import tensorflow as tf
 
 from mmrec_tf.data.feature_space import FeatureSpace
-from mmrec_tf.data.pipeline import Examples, build_examples, steps_per_epoch
+from mmrec_tf.data.pipeline import Examples, steps_per_epoch
+from mmrec_tf.data.preprocessor import Preprocessor
 from mmrec_tf.data.splits import SPLITS, Split
 
 SPEC_FILE = "spec.json"
@@ -89,13 +90,14 @@ def _serialize(examples: Examples, row: int, specs: dict[str, dict]) -> bytes:
     return tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString()
 
 
-def write_tfrecord_examples(split: Split, space: FeatureSpace, folder: str | os.PathLike, num_shards: int = 8,
-                            max_history: int = 50, seed: int = 0, source: dict | None = None,
+def write_tfrecord_examples(split: Split, preprocessor: Preprocessor, folder: str | os.PathLike,
+                            num_shards: int = 8, seed: int = 0, source: dict | None = None,
                             rows_per_chunk: int = DEFAULT_CHUNK_ROWS) -> pathlib.Path:
-    """Write the train / valid / test examples of ``split`` as TFRecord shards under ``folder``; return it.
+    """Write the train / valid / test retrieval examples of ``split`` as TFRecord shards under ``folder``; return it.
 
-    Histories follow :func:`~mmrec_tf.data.pipeline.build_examples` exactly
-    (built ``rows_per_chunk`` interactions' worth of users at a time).
+    ``preprocessor`` (unlabelled) makes them, exactly as it makes them in
+    memory (built ``rows_per_chunk`` interactions' worth of users at a time);
+    its space is saved beside the shards. ``seed`` deals the examples to the shards.
     ``source`` (e.g. ``{"dataset": "movielens-100k", "path": ...}``) is
     recorded in ``spec.json``. Raises FileExistsError if ``folder`` exists.
 
@@ -104,8 +106,8 @@ def write_tfrecord_examples(split: Split, space: FeatureSpace, folder: str | os.
     >>> from mmrec_tf.data.sources import make_synthetic
     >>> from mmrec_tf.data.splits import leave_last_out
     >>> ds = make_synthetic(num_users=6, num_items=8, num_clusters=2, interactions_per_user=5)
-    >>> out = write_tfrecord_examples(leave_last_out(ds), FeatureSpace.build(ds),
-    ...                               pathlib.Path(tempfile.mkdtemp()) / "shards", num_shards=2, max_history=3)
+    >>> out = write_tfrecord_examples(leave_last_out(ds), Preprocessor(FeatureSpace.build(ds), max_history=3),
+    ...                               pathlib.Path(tempfile.mkdtemp()) / "shards", num_shards=2)
     >>> sorted(p.name for p in out.glob("train-*"))
     ['train-00000-of-00002.tfrecord', 'train-00001-of-00002.tfrecord']
     """
@@ -114,14 +116,17 @@ def write_tfrecord_examples(split: Split, space: FeatureSpace, folder: str | os.
         raise ValueError(f"num_shards must be at least 1, got {num_shards}")
     if rows_per_chunk < 1:
         raise ValueError(f"rows_per_chunk must be at least 1, got {rows_per_chunk}")
+    if preprocessor.labelled:
+        raise ValueError(f"TFRecord shards hold retrieval examples; this preprocessor labels them "
+                         f"({preprocessor.label.text!r})")
     if folder.exists():
         raise FileExistsError(f"{folder} already exists; choose a new --out folder or delete it")
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = pathlib.Path(tempfile.mkdtemp(prefix=f".{folder.name}.partial-", dir=folder.parent))
     try:
-        spec = _write_shards(split, space, staging, num_shards, max_history, seed, rows_per_chunk)
+        spec = _write_shards(split, preprocessor, staging, num_shards, seed, rows_per_chunk)
         spec["source"] = source or {}
-        space.save(staging / SPACE_FOLDER)
+        preprocessor.space.save(staging / SPACE_FOLDER)
         (staging / SPEC_FILE).write_text(json.dumps(spec, indent=2), encoding="utf-8")
         staging.rename(folder)
     except BaseException:
@@ -130,8 +135,8 @@ def write_tfrecord_examples(split: Split, space: FeatureSpace, folder: str | os.
     return folder
 
 
-def _write_shards(split: Split, space: FeatureSpace, staging: pathlib.Path, num_shards: int, max_history: int,
-                  seed: int, rows_per_chunk: int) -> dict:
+def _write_shards(split: Split, preprocessor: Preprocessor, staging: pathlib.Path, num_shards: int, seed: int,
+                  rows_per_chunk: int) -> dict:
     log = split.log
     counts = {name: int((log["split"] == name).sum()) for name in SPLITS}
     writers = {name: [tf.io.TFRecordWriter(str(staging / _shard_name(name, i, num_shards)))
@@ -141,7 +146,7 @@ def _write_shards(split: Split, space: FeatureSpace, staging: pathlib.Path, num_
     rng = np.random.default_rng(seed)
     try:
         for begin, end in _user_chunks(log, rows_per_chunk):
-            chunk = build_examples(Split(log.iloc[begin:end], split.method), space, max_history)
+            chunk = preprocessor.examples(Split(log.iloc[begin:end], split.method))
             if specs is None:
                 specs = _feature_specs(chunk["train"])
             for name, examples in chunk.items():
@@ -168,7 +173,7 @@ def _write_shards(split: Split, space: FeatureSpace, staging: pathlib.Path, num_
         raise ValueError("the split has no interactions; nothing to write")
     return {
         "format": FORMAT,
-        "max_history": max_history,
+        "max_history": preprocessor.max_history,
         "features": specs,
         "splits": {name: {"count": counts[name],
                           "shards": [_shard_name(name, i, num_shards) for i in range(num_shards)],
@@ -225,8 +230,8 @@ class ShardedExamples:
     >>> from mmrec_tf.data.sources import make_synthetic
     >>> from mmrec_tf.data.splits import leave_last_out
     >>> ds = make_synthetic(num_users=6, num_items=8, num_clusters=2, interactions_per_user=5)
-    >>> out = write_tfrecord_examples(leave_last_out(ds), FeatureSpace.build(ds),
-    ...                               pathlib.Path(tempfile.mkdtemp()) / "shards", num_shards=2, max_history=3)
+    >>> out = write_tfrecord_examples(leave_last_out(ds), Preprocessor(FeatureSpace.build(ds), max_history=3),
+    ...                               pathlib.Path(tempfile.mkdtemp()) / "shards", num_shards=2)
     >>> train = ShardedExamples(out, "train")
     >>> len(train), [b["history"].shape[0] for b in train.make_dataset(8, shuffle=False)]
     (18, [8, 8, 2])
@@ -339,8 +344,8 @@ def make_tfrecord_dataset(folder: str | os.PathLike, batch_size: int, split: str
     >>> from mmrec_tf.data.sources import make_synthetic
     >>> from mmrec_tf.data.splits import leave_last_out
     >>> ds = make_synthetic(num_users=6, num_items=8, num_clusters=2, interactions_per_user=5)
-    >>> out = write_tfrecord_examples(leave_last_out(ds), FeatureSpace.build(ds),
-    ...                               pathlib.Path(tempfile.mkdtemp()) / "shards", num_shards=3, max_history=3)
+    >>> out = write_tfrecord_examples(leave_last_out(ds), Preprocessor(FeatureSpace.build(ds), max_history=3),
+    ...                               pathlib.Path(tempfile.mkdtemp()) / "shards", num_shards=3)
     >>> batch = next(iter(make_tfrecord_dataset(out, 4, split="test", shuffle=False)))
     >>> sorted(batch), batch["history"].dtype.name
     (['history', 'item_id', 'rating', 'timestamp', 'user_id'], 'int32')

@@ -173,7 +173,7 @@ def rank_targets(model, features: dict[str, np.ndarray], targets, seen: list[np.
 def evaluate_retrieval(
     model,
     examples: Examples,
-    seen: dict[int, np.ndarray] | None = None,
+    seen: dict[int, np.ndarray] | list[np.ndarray] | None = None,
     ks: tuple[int, ...] = (10, 20),
     batch_size: int = 1024,
 ) -> RetrievalReport:
@@ -182,7 +182,8 @@ def evaluate_retrieval(
     ``model`` is a :class:`~mmrec_tf.models.RetrievalModel`. For each example
     all ``num_items`` items are scored (:func:`rank_targets`); the items in
     ``seen[user]`` other than the target are excluded (the user already had
-    them). Reports, averaged over examples: ``hr@k`` (= recall@k with one
+    them); a list instead gives each example its own (for users a model does
+    not know, who share user index 0). Reports, averaged over examples: ``hr@k`` (= recall@k with one
     held-out item), ``ndcg@k``, ``mrr`` (all with ties broken at random in
     expectation), ``coverage@k`` (share of items in at least one user's top k)
     and TFRS' ``factorized_top_k@k`` (the target's score among all items'
@@ -196,8 +197,11 @@ def evaluate_retrieval(
     factorized = {k: [] for k in ks}
     covered = {k: [] for k in ks}
     reciprocal = []
-    for chunk in rank_targets(model, examples.features(), examples.item_id[:, None],
-                              seen_by_user(seen, examples.user_id), ks=ks, batch_size=batch_size):
+    if isinstance(seen, list) and len(seen) != len(examples):
+        raise ValueError(f"evaluate_retrieval: {len(seen)} seen-item lists for {len(examples)} examples")
+    per_example = seen if isinstance(seen, list) else seen_by_user(seen, examples.user_id)
+    for chunk in rank_targets(model, examples.features(), examples.item_id[:, None], per_example, ks=ks,
+                              batch_size=batch_size):
         num_items = chunk.scores.shape[1]
         for k in ks:
             factorized[k].append((chunk.unfiltered_greater < k).astype(np.float64))

@@ -52,11 +52,14 @@ import pandas as pd
 
 from mmrec_tf.data.dataset import Dataset
 from mmrec_tf.data.feature_space import FeatureSpace
+from mmrec_tf.data.grouping import items_by_user
 from mmrec_tf.data.pipeline import Examples
+from mmrec_tf.data.preprocessor import Preprocessor
+from mmrec_tf.data.splits import Split
 from mmrec_tf.evaluation.full_ranking import evaluate_retrieval, rank_targets
 from mmrec_tf.registry import create_model
 from mmrec_tf.training import TrainingConfig, train_model
-from mmrec_tf.update import continue_training, grow_model, update_examples, with_spare_capacity
+from mmrec_tf.update import continue_training, grow_model, ordered_log, update_examples, with_spare_capacity
 
 STRATEGIES = ("update", "retrain", "never")
 KS = (10, 20)
@@ -145,33 +148,34 @@ def _subset(dataset: Dataset, interactions: pd.DataFrame, item_ids: list[str]) -
                                users=people, split_labels=None)
 
 
-def window_examples(space: FeatureSpace, before: pd.DataFrame, window: pd.DataFrame,
-                    max_history: int) -> tuple[Examples, dict[int, np.ndarray], np.ndarray]:
+def window_examples(preprocessor: Preprocessor, before: pd.DataFrame,
+                    window: pd.DataFrame) -> tuple[Examples, list[np.ndarray], np.ndarray]:
     """``(examples, seen, known)``: window interactions of users with a past, histories before the window.
 
-    Targets the space does not know are dropped from ``examples``; ``known``
-    says which of the evaluated interactions were kept (the dropped ones
-    count as misses).
+    ``preprocessor`` applies its history rule with the window's rows as test
+    rows after ``before``'s: every window interaction of a user is ranked from
+    the same history, the user's known items before the window. Examples keep
+    the window's row order; ``seen[i]`` holds the known items example ``i``'s
+    user had before the window. It is kept per example, not per user index,
+    because users the model does not know (a never-updated model's later
+    users) all share index 0. Targets the space does not know are dropped
+    from ``examples``; ``known`` says which of the evaluated interactions were
+    kept (the dropped ones count as misses).
     """
-    past_users = set(before["user_id"])
-    window = window[window["user_id"].isin(past_users)]
-    ordered = before.sort_values("timestamp", kind="stable") if "timestamp" in before.columns else before
-    histories, seen = {}, {}
-    for user, items in ordered.groupby("user_id", sort=False)["item_id"]:
-        indices = space.item_vocab.lookup(items)
-        indices = indices[indices > 0]
-        histories[user] = indices[-max_history:]
-        user_index = int(space.user_vocab.lookup([user])[0])
-        seen[user_index] = np.unique(indices)
-    targets = space.item_vocab.lookup(window["item_id"])
-    known = targets > 0
-    rows = window[known]
-    history = np.zeros((len(rows), max_history), np.int32)
-    for row, user in enumerate(rows["user_id"]):
-        past = histories.get(user, ())
-        history[row, : len(past)] = past
-    examples = Examples(space.user_vocab.lookup(rows["user_id"]), targets[known], history, {})
-    return examples, seen, known
+    window = window[window["user_id"].isin(set(before["user_id"]))]
+    log, source_row = ordered_log(before, window, new_split="test")
+    examples = preprocessor.examples(Split(log=log, method="rolling"))["test"]
+    is_test = log["split"].to_numpy() == "test"
+    in_window_order = np.argsort(source_row[is_test], kind="stable")
+    known = examples.item_id[in_window_order] > 0
+    rows = in_window_order[known]
+    user_codes, _ = pd.factorize(log["user_id"])
+    items = preprocessor.space.item_vocab.lookup(log["item_id"])
+    past = ~is_test & (items > 0)
+    seen_by_code = items_by_user(user_codes[past], items[past])
+    nothing = np.zeros(0, np.int64)
+    seen = [seen_by_code.get(int(code), nothing) for code in user_codes[is_test][rows]]
+    return Examples(examples.user_id[rows], examples.item_id[rows], examples.history[rows], {}), seen, known
 
 
 def _subset_examples(examples: Examples, mask: np.ndarray) -> Examples:
@@ -179,7 +183,7 @@ def _subset_examples(examples: Examples, mask: np.ndarray) -> Examples:
                     {key: value[mask] for key, value in examples.extras.items()})
 
 
-def evaluate_window(model, space: FeatureSpace, before: pd.DataFrame, window: pd.DataFrame, max_history: int,
+def evaluate_window(model, preprocessor: Preprocessor, before: pd.DataFrame, window: pd.DataFrame,
                     new_items: set[str], recent_items: set[str], ks=KS) -> dict[str, float]:
     """HR@k / NDCG@k of ``model`` on one window, plus HR@10 on its new and recent items (NaN if none).
 
@@ -188,7 +192,7 @@ def evaluate_window(model, space: FeatureSpace, before: pd.DataFrame, window: pd
     ``new_items`` for the interactions with them (the cold-among-cold view of
     :func:`~mmrec_tf.evaluation.cold_start.evaluate_cold_start`).
     """
-    examples, seen, known = window_examples(space, before, window, max_history)
+    examples, seen, known = window_examples(preprocessor, before, window)
     evaluated = window[window["user_id"].isin(set(before["user_id"]))]
     items = evaluated["item_id"].to_numpy()
 
@@ -199,7 +203,8 @@ def evaluate_window(model, space: FeatureSpace, before: pd.DataFrame, window: pd
         kept = mask[known]
         if not kept.any():
             return {f"{kind}@{k}": 0.0 for kind in ("hr", "ndcg") for k in ks}
-        report = evaluate_retrieval(model, _subset_examples(examples, kept), seen, ks=ks)
+        report = evaluate_retrieval(model, _subset_examples(examples, kept), [seen[i] for i in np.flatnonzero(kept)],
+                                    ks=ks)
         share = kept.sum() / mask.sum()
         return {f"{kind}@{k}": report.metrics[f"{kind}@{k}"] * share for kind in ("hr", "ndcg") for k in ks}
 
@@ -209,7 +214,7 @@ def evaluate_window(model, space: FeatureSpace, before: pd.DataFrame, window: pd
     for name, mask in (("new_items", is_new), ("recent_items", np.isin(items, list(recent_items)))):
         part = measured(mask)
         metrics[f"hr@10_{name}"] = part["hr@10"] if part else float("nan")
-    metrics["hr@10_new_among_new"] = _hr_among_new(model, space, examples, known, is_new, new_items)
+    metrics["hr@10_new_among_new"] = _hr_among_new(model, preprocessor.space, examples, known, is_new, new_items)
     metrics["examples"] = float(len(evaluated))
     return metrics
 
@@ -330,20 +335,19 @@ def rolling_evaluation(model_name: str, dataset: Dataset, windows: int, strategi
         space = FeatureSpace.build(_subset(dataset, seen, catalog[min(upto + 1, windows - 1)]))
         keras.utils.set_random_seed(seed)
         model = create_model(model_name, space=space, **overrides)
-        max_history = getattr(model, "max_history", None) or DEFAULT_HISTORY
-        _, examples = update_examples(space, seen.iloc[:0], seen, max_history)
+        preprocessor = Preprocessor(space, getattr(model, "max_history", None) or DEFAULT_HISTORY)
+        _, examples = update_examples(preprocessor, seen.iloc[:0], seen)
         if spare:
             model = with_spare_capacity(model, space, examples, SPARE_USERS, SPARE_ITEMS)
         train_model(model, examples, config, verbose=verbose)
-        return model, space, time.perf_counter() - started, examples
+        return model, preprocessor, time.perf_counter() - started, examples
 
     # The window-1 model, shared by every strategy (its time is counted once, in window 2), is trained with spare
     # rows when ``update`` runs, as a long-lived trainer would: its updates then grow it in place from the first.
-    first, first_space, first_seconds, first_examples = fresh_model(0, spare="update" in strategies)
-    max_history = getattr(first, "max_history", None) or DEFAULT_HISTORY
-    served = {strategy: (first, first_space) for strategy in strategies}
+    first, first_preprocessor, first_seconds, first_examples = fresh_model(0, spare="update" in strategies)
+    served = {strategy: (first, first_preprocessor) for strategy in strategies}
     if "update" in strategies:  # updates change the window-1 model in place; the others keep a copy of it
-        served.update({strategy: (grow_model(first, first_space, first_examples), first_space)
+        served.update({strategy: (grow_model(first, first_preprocessor.space, first_examples), first_preprocessor)
                        for strategy in strategies if strategy != "update"})
     results = {strategy: [] for strategy in strategies}
     seconds = {strategy: [] for strategy in strategies}
@@ -352,18 +356,18 @@ def rolling_evaluation(model_name: str, dataset: Dataset, windows: int, strategi
         new_items = {item for item, first_k in first_window.items() if first_k == k}
         recent_items = {item for item, first_k in first_window.items() if first_k == k - 1}
         for strategy in strategies:
-            model, space = served[strategy]
+            model, preprocessor = served[strategy]
             spent = first_seconds if k == 1 else 0.0
             if k > 1 and strategy == "retrain":
-                model, space, spent, _ = fresh_model(k - 1)
+                model, preprocessor, spent, _ = fresh_model(k - 1)
             elif k > 1 and strategy == "update":
                 grown = _subset(dataset, before, catalog[k])
-                updated = continue_training(model, space, pd.concat(parts[: k - 1]), parts[k - 1], grown,
-                                            update_config, max_history, spare_users=SPARE_USERS,
-                                            spare_items=SPARE_ITEMS, replay=replay)
-                model, space, spent = updated.model, updated.space, updated.train_seconds
-            served[strategy] = model, space
-            results[strategy].append(evaluate_window(model, space, before, parts[k], max_history, new_items,
+                updated = continue_training(model, preprocessor, pd.concat(parts[: k - 1]), parts[k - 1], grown,
+                                            update_config, spare_users=SPARE_USERS, spare_items=SPARE_ITEMS,
+                                            replay=replay)
+                model, preprocessor, spent = updated.model, updated.preprocessor, updated.train_seconds
+            served[strategy] = model, preprocessor
+            results[strategy].append(evaluate_window(model, preprocessor, before, parts[k], new_items,
                                                      recent_items, ks))
             seconds[strategy].append(spent)
     return {strategy: RollingReport(strategy, results[strategy], seconds[strategy]) for strategy in strategies}
