@@ -48,7 +48,7 @@ from _common import SHARED_DATA, mean_std, print_table  # noqa: E402
 
 from mmrec_tf.cli import parse_settings  # noqa: E402
 from mmrec_tf.data.sources import load_dataset  # noqa: E402
-from mmrec_tf.evaluation.rolling import STRATEGIES, new_item_reference, rolling_evaluation  # noqa: E402
+from mmrec_tf.evaluation.rolling import FRESH_SLOTS, STRATEGIES, new_item_reference, rolling_evaluation  # noqa: E402
 
 MAX_HISTORY = 20
 # No XLA for either strategy: its compile is paid by every new model (each retrain, each update's grown model)
@@ -128,7 +128,7 @@ def _mean(values):
 
 def summarise(records: list[dict]) -> None:
     combos = sorted({(r.get("label", r["model"]), r["dataset"]) for r in records})
-    rows, windows_rows, verdicts, references = [], [], [], {}
+    rows, windows_rows, fresh_rows, verdicts, references = [], [], [], [], {}
     for model, dataset in combos:
         runs = [r for r in records if (r.get("label", r["model"]), r["dataset"]) == (model, dataset)]
         hr, seconds = {}, {}
@@ -142,12 +142,24 @@ def summarise(records: list[dict]) -> None:
             recent = [_mean([w["hr@10_recent_items"] for w in s["windows"]]) for s in per_seed]
             rows.append([model, dataset, strategy, mean_std(hr[strategy]), mean_std(new), mean_std(among_new),
                          mean_std(recent), f"{statistics.mean(seconds[strategy]):.0f}", str(len(runs))])
+            fresh = {metric: [_mean([w[metric] for w in s["windows"]]) for s in per_seed]
+                     for metric in ("hr@10_fresh_slots", "hr@10_new_items_fresh_slots")
+                     if all(metric in w for s in per_seed for w in s["windows"])}  # not in older records
+            if len(fresh) == 2:
+                fresh_rows.append([model, dataset, strategy, mean_std(hr[strategy]),
+                                   mean_std(fresh["hr@10_fresh_slots"]),
+                                   mean_std(new), mean_std(fresh["hr@10_new_items_fresh_slots"])])
             curve = [_mean([s["windows"][k]["hr@10"] for s in per_seed]) for k in range(len(per_seed[0]["windows"]))]
             windows_rows.append([model, dataset, strategy, *[f"{v:.4f}" for v in curve]])
         if (dataset, runs[0]["windows"]) not in references:
-            references[dataset, runs[0]["windows"]] = new_item_reference(
-                load_dataset(dataset, DATA_PATHS[dataset]).interactions, runs[0]["windows"])
-        reference = references[dataset, runs[0]["windows"]]
+            interactions = load_dataset(dataset, DATA_PATHS[dataset]).interactions
+            references[dataset, runs[0]["windows"]] = (new_item_reference(interactions, runs[0]["windows"]),
+                                                       new_item_reference(interactions, runs[0]["windows"],
+                                                                          k=FRESH_SLOTS))
+        reference, slots_reference = references[dataset, runs[0]["windows"]]
+        if fresh_rows:
+            fresh_rows.append([model, dataset, "random ranking", "", "", f"{_mean([w.random_hr for w in reference]):.4f}",
+                               f"{_mean([w.random_hr_among_new for w in slots_reference]):.4f}"])
         rows.append([model, dataset, "random ranking", "", f"{_mean([w.random_hr for w in reference]):.4f}",
                      f"{_mean([w.random_hr_among_new for w in reference]):.4f}", "", "", ""])
         quality = statistics.mean(hr["update"]) / statistics.mean(hr["retrain"])
@@ -163,12 +175,19 @@ def summarise(records: list[dict]) -> None:
                  "HR@10 new items among new", "HR@10 items of the last window", "train s (windows 3..N)", "seeds"],
                 rows)
     print()
+    if fresh_rows:
+        print(f"With {FRESH_SLOTS} places of each top 10 kept for the window's new items (the {FRESH_SLOTS} the model "
+              f"ranks best among them; a random ranking then finds a new item with about the chance of {FRESH_SLOTS} "
+              "among the window's new items):")
+        print_table(["model", "dataset", "strategy", "mean HR@10", f"mean HR@10, {FRESH_SLOTS} fresh slots",
+                     "HR@10 new items", f"HR@10 new items, {FRESH_SLOTS} fresh slots"], fresh_rows)
+        print()
     count = max(len(r[3:]) for r in windows_rows)
     print_table(["model", "dataset", "strategy", *[f"window {k + 2}" for k in range(count)]], windows_rows)
     print()
     for verdict in verdicts:
         print(verdict)
-    for (dataset, windows), reference in references.items():
+    for (dataset, windows), (reference, _) in references.items():
         print(f"{dataset}, {windows} windows: interactions with items new in windows 2..{windows}: "
               f"{', '.join(str(w.interactions) for w in reference)} (one hit is 1 / count of a window's new-items "
               f"HR@10); items new in them: {', '.join(str(w.new_items) for w in reference)}")

@@ -8,7 +8,7 @@ from mmrec_tf.data.dataset import Dataset
 from mmrec_tf.data.feature_space import FeatureSpace
 from mmrec_tf.data.preprocessor import Preprocessor
 from mmrec_tf.data.schema import Feature, Schema
-from mmrec_tf.evaluation.rolling import evaluate_window, new_item_reference, window_examples
+from mmrec_tf.evaluation.rolling import FRESH_SLOTS, evaluate_window, new_item_reference, window_examples
 from mmrec_tf.models import TwoTower
 
 OLD = [f"old{k}" for k in range(11)]  # old0 seen by both users before the window; old1..old10 unseen
@@ -45,6 +45,10 @@ def test_new_items_are_scored_among_all_unseen_items_and_among_new_ones(window_s
     # all three interactions: only u1's old1 (10th of u1's unseen, after old10..old2) is in a top 10
     assert metrics["hr@10"] == pytest.approx(1 / 3)
     assert np.isnan(metrics["hr@10_recent_items"]) and metrics["examples"] == 3.0
+    # two of the ten places kept for new items: u1's picks are new12 (found) and new11, u2's new12 and new11 (new1
+    # missed); the eight other places hold old10..old3, so u1's old1 is now missed
+    assert FRESH_SLOTS == 2
+    assert metrics["hr@10_new_items_fresh_slots"] == 0.5 and metrics["hr@10_fresh_slots"] == pytest.approx(1 / 3)
 
 
 def test_new_items_the_model_does_not_know_count_as_misses_among_new(window_setup):

@@ -31,7 +31,10 @@ Per window: HR@k and NDCG@k over all evaluated interactions,
 interactions with only that window's new items ranked (can the features
 order new items by the user's taste, whatever the trained items score?),
 ``hr@10_recent_items`` over items
-first seen in the window before (known only through the latest update), and
+first seen in the window before (known only through the latest update),
+``hr@10_fresh_slots`` and ``hr@10_new_items_fresh_slots``: HR@10 over all and
+over new-item interactions when :data:`FRESH_SLOTS` places of each top 10 go
+to the window's new items the model ranks best (:func:`fresh_slot_hits`), and
 the training seconds spent to get there: the wall time from the data to a
 model ready to serve, counted the same way for both strategies (``retrain``:
 feature space, model, examples over windows ``1..k`` and ``fit``;
@@ -56,13 +59,15 @@ from mmrec_tf.data.grouping import items_by_user
 from mmrec_tf.data.pipeline import Examples
 from mmrec_tf.data.preprocessor import Preprocessor
 from mmrec_tf.data.splits import Split
-from mmrec_tf.evaluation.full_ranking import evaluate_retrieval, rank_targets
+from mmrec_tf.evaluation.full_ranking import RankedTargets, evaluate_retrieval, rank_targets
 from mmrec_tf.registry import create_model
 from mmrec_tf.training import TrainingConfig, train_model
 from mmrec_tf.update import continue_training, grow_model, ordered_log, update_examples, with_spare_capacity
 
 STRATEGIES = ("update", "retrain", "never")
 KS = (10, 20)
+FRESH_SLOTS = 2
+"""Places of a top 10 that ``hr@10_fresh_slots`` keeps for items nobody has interacted with yet."""
 DEFAULT_HISTORY = 50
 # The window-1 model of ``update`` (and an update that outgrows it) keeps this many spare user and item rows per
 # row in use (grow_model's spare_users and spare_items): updates that fit grow it in place and reuse its compiled
@@ -215,8 +220,58 @@ def evaluate_window(model, preprocessor: Preprocessor, before: pd.DataFrame, win
         part = measured(mask)
         metrics[f"hr@10_{name}"] = part["hr@10"] if part else float("nan")
     metrics["hr@10_new_among_new"] = _hr_among_new(model, preprocessor.space, examples, known, is_new, new_items)
+    fresh = preprocessor.space.item_vocab.lookup(sorted(new_items))
+    hits = np.zeros(len(evaluated))
+    if known.any():
+        hits[known] = np.concatenate([fresh_slot_hits(chunk, fresh[fresh > 0], 10, FRESH_SLOTS) for chunk in
+                                      rank_targets(model, examples.features(), examples.item_id[:, None], seen,
+                                                   ks=(10,))])
+    metrics["hr@10_fresh_slots"] = float(hits.mean()) if len(hits) else float("nan")
+    metrics["hr@10_new_items_fresh_slots"] = float(hits[is_new].mean()) if is_new.any() else float("nan")
     metrics["examples"] = float(len(evaluated))
     return metrics
+
+
+def fresh_slot_hits(chunk: RankedTargets, fresh: np.ndarray, k: int, slots: int) -> np.ndarray:
+    """Expected HR@k of each target of ``chunk`` when ``slots`` of the ``k`` places are kept for ``fresh`` items.
+
+    A serving policy that gives items without interactions a chance: the
+    list is the ``slots`` best-scored ``fresh`` items (item indices) the
+    query ranks (fewer if fewer are ranked), then the best of the other
+    ranked items up to ``k``. A target is found if it is among the fresh
+    picks, or else by its place among the others (ties broken at random in
+    expectation, as :func:`~mmrec_tf.evaluation.full_ranking.expected_hits_and_gains` does).
+    With ``slots=0`` this is the plain HR@k.
+
+    Example (one query; items 1..4 score 4, 3, 2, 1; item 4 is fresh; k=2, one fresh slot):
+    >>> from mmrec_tf.models import TwoTower
+    >>> model = TwoTower(num_users=1, num_items=4, embedding_dim=1)
+    >>> model.build()
+    >>> _ = model.user_embedding.embeddings.assign(np.ones((2, 1), "float32"))
+    >>> _ = model.item_embedding.embeddings.assign(np.array([[0.0], [4.0], [3.0], [2.0], [1.0]], "float32"))
+    >>> features = {"user_id": np.array([1]), "history": np.zeros((1, 1), np.int32)}
+    >>> [chunk] = rank_targets(model, features, [np.array([1, 2, 4])], ks=(2,))
+    >>> fresh_slot_hits(chunk, np.array([4]), k=2, slots=1).tolist(), chunk.hits[2].tolist()
+    ([1.0, 0.0, 1.0], [1.0, 1.0, 0.0])
+    """
+    fresh_columns = np.asarray(fresh, np.int64) - 1
+    queries = len(chunk.scores)
+    if slots and len(fresh_columns):
+        fresh_scores = chunk.scores[:, fresh_columns]
+        best = np.argsort(-fresh_scores, axis=1, kind="stable")[:, :slots]
+        picked = np.take_along_axis(np.isfinite(fresh_scores), best, axis=1)  # a seen item is never picked
+        picks = fresh_columns[best]
+    else:
+        picks, picked = np.zeros((queries, 0), np.int64), np.zeros((queries, 0), bool)
+    others = chunk.scores.copy()
+    others[np.repeat(np.arange(queries), picks.shape[1])[picked.ravel()], picks[picked]] = -np.inf
+    rows, target, score = chunk.row, chunk.target, chunk.target_score
+    in_picks = ((picks[rows] == (target - 1)[:, None]) & picked[rows]).any(axis=1)
+    greater = (others[rows] > score[:, None]).sum(axis=1)
+    ties = np.maximum((others[rows] == score[:, None]).sum(axis=1) - 1, 0)
+    room = k - picked.sum(axis=1)[rows]  # the places left after the query's fresh picks
+    found = (np.minimum(greater + ties + 1, room) - np.minimum(greater, room)) / (ties + 1.0)  # rank uniform over ties
+    return np.where(target > 0, np.where(in_picks, 1.0, found), 0.0)
 
 
 def _hr_among_new(model, space: FeatureSpace, examples: Examples, known: np.ndarray, mask: np.ndarray,
