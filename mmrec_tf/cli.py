@@ -145,6 +145,10 @@ def _add_export(commands) -> None:
                         help="re-rank a shortlist inside `retrieve`: mmr:LAMBDA (diversity over item embeddings), "
                              "calibrated:LAMBDA[:COLUMN] (Steck's calibrated lists over a categorical item column, "
                              "default genres) or tail:LAMBDA (long-tail boost); LAMBDA in [0, 1], 0 = no change")
+    parser.add_argument("--fresh-slots", type=_positive_int, default=None, metavar="N",
+                        help="keep N places of every `retrieve` list for the fresh items the model ranks best "
+                             "for the user: catalog items the run (with its updates) never trained on and new "
+                             "--items (models with content features rank them from their features)")
 
 
 def _accepted_by(module: str, parser_name: str):
@@ -545,8 +549,18 @@ def cmd_export(args) -> int:
             from mmrec_tf.experiment import load_run_data
 
             popularity = item_popularity(load_run_data(record, space).examples["train"], space.num_items)[0]
+    fresh_item_ids = []
+    if args.fresh_slots:
+        from mmrec_tf.update import seen_interactions
+
+        if not run_task_kind(record).retrieves:
+            raise ValueError(f"--fresh-slots keeps places of `retrieve` lists; {args.run_dir} is a "
+                             f"{record['task']} run")
+        trained_on = set(seen_interactions(record, space)["item_id"])
+        fresh_item_ids = [item for item in space.item_vocab.ids if item not in trained_on]
     version_dir = export_model(model, space, args.saved_models, name, version=args.version, k=args.k,
-                               index=args.index, catalog=args.items, rerank=args.rerank, item_popularity=popularity)
+                               index=args.index, catalog=args.items, rerank=args.rerank, item_popularity=popularity,
+                               fresh_slots=args.fresh_slots or 0, fresh_item_ids=fresh_item_ids)
     served = sorted(p.name for p in pathlib.Path(args.saved_models).iterdir()
                     if p.is_dir() and any(c.name.isdigit() for c in p.iterdir()))
     write_models_config(args.saved_models, served)

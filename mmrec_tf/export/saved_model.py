@@ -49,7 +49,8 @@ def example_requests(space, max_history: int, num_candidates: int = 5, batch: in
 def export_model(model, space, saved_models_dir: str | os.PathLike, name: str,
                  version: int | None = None, k: int = 100, warmup: bool = True, index: str = "auto",
                  catalog: str | os.PathLike | pd.DataFrame | Sequence[str] | None = None,
-                 rerank: str | None = None, item_popularity: np.ndarray | None = None) -> pathlib.Path:
+                 rerank: str | None = None, item_popularity: np.ndarray | None = None, fresh_slots: int = 0,
+                 fresh_item_ids: Sequence[str] = ()) -> pathlib.Path:
     """Write ``<saved_models_dir>/<name>/<version>/`` atomically and return that folder.
 
     The folder holds the SavedModel with the contract's signatures (see
@@ -73,6 +74,9 @@ def export_model(model, space, saved_models_dir: str | os.PathLike, name: str,
     ``rerank`` re-ranks a shortlist inside ``retrieve`` (``"mmr:0.3"``,
     ``"calibrated:0.5"``, ``"tail:0.2"``; see :mod:`~mmrec_tf.export.reranking`);
     ``"tail"`` needs ``item_popularity``, the training interactions per item index.
+    ``fresh_slots`` keeps that many places of each ``retrieve`` list for the best-ranked fresh
+    items: new ``catalog`` items and ``fresh_item_ids`` (see
+    :class:`~mmrec_tf.export.fresh_slots.FreshSlots`).
 
     Example:
     >>> export_model(model, space, "saved_models", "lstm_two_tower")  # doctest: +SKIP
@@ -88,7 +92,8 @@ def export_model(model, space, saved_models_dir: str | os.PathLike, name: str,
         if model_task_kind(model).retrieves:
             catalog_ids, new_item_ids = prepared.item_ids, prepared.new_item_ids
     module = ServingModule(model, space, k=k, index=index, catalog_ids=catalog_ids, new_item_ids=new_item_ids,
-                           rerank=rerank, item_popularity=item_popularity)
+                           rerank=rerank, item_popularity=item_popularity, fresh_slots=fresh_slots,
+                           fresh_item_ids=fresh_item_ids)
     signatures = module.signatures()
     inputs = example_requests(space, module.max_history or 10, batch=WARMUP_USERS, rating_levels=module.rating_levels)
 

@@ -8,6 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from mmrec_tf.export.explanations import explain_candidates
+from mmrec_tf.export.fresh_slots import FreshSlots
 from mmrec_tf.export.reranking import make_reranker, shortlist_size
 from mmrec_tf.export.index_choice import make_retrieval_index
 from mmrec_tf.layers.history import most_recent_history
@@ -55,7 +56,10 @@ class ServingModule(tf.Module):
     slots hold id ``""`` and score ``-inf``. ``rerank`` (e.g. ``"mmr:0.3"``, see
     :mod:`~mmrec_tf.export.reranking`) has ``retrieve`` pick its K items from a
     larger shortlist of the index; ``item_popularity`` (training interactions
-    per item index) is what ``"tail:..."`` calls the long tail. ``index`` picks the search:
+    per item index) is what ``"tail:..."`` calls the long tail. ``fresh_slots`` > 0 keeps that many
+    places of every ``retrieve`` list for fresh items, ``new_item_ids`` and ``fresh_item_ids``
+    (e.g. the items without training interactions), the ones the model ranks best for the user
+    (see :class:`~mmrec_tf.export.fresh_slots.FreshSlots`). ``index`` picks the search:
     ``"auto"``, ``"brute_force"``, ``"bfloat16"`` or ``"ivf[:nlist=N,nprobe=M]"``
     (see :func:`~mmrec_tf.export.index_choice.make_retrieval_index`); an IVF
     index trains its partitions on the catalog items not in ``new_item_ids``
@@ -77,7 +81,8 @@ class ServingModule(tf.Module):
     def __init__(self, model, space, k: int = 100, index: str = "auto",
                  catalog_ids: Sequence[str] | None = None, new_item_ids: Sequence[str] = (),
                  score_chunk_pairs: int = SCORE_CHUNK_PAIRS, rerank: str | None = None,
-                 item_popularity: np.ndarray | None = None):
+                 item_popularity: np.ndarray | None = None, fresh_slots: int = 0,
+                 fresh_item_ids: Sequence[str] = ()):
         super().__init__(name="mmrec_serving")
         if isinstance(score_chunk_pairs, bool) or int(score_chunk_pairs) != score_chunk_pairs or score_chunk_pairs < 1:
             raise ValueError(f"score_chunk_pairs must be a whole number >= 1, got {score_chunk_pairs!r}")
@@ -111,15 +116,18 @@ class ServingModule(tf.Module):
             self.k = int(min(k, len(catalog))) if rerank else self.index.k
             self.reranker = (make_reranker(rerank, self.k, catalog, embeddings, space, item_popularity)
                              if rerank else None)
+            fresh = ~known | np.isin(space.item_vocab.ids[catalog - 1], np.asarray(list(fresh_item_ids), dtype=object))
+            self.fresh_slots = (FreshSlots(np.flatnonzero(fresh), np.asarray(embeddings)[fresh], fresh_slots, self.k)
+                                if fresh_slots else None)
             self.catalog_ids = tf.Variable(np.append(space.item_vocab.ids[catalog - 1], "").astype(str),
                                            dtype=tf.string, trainable=False, name="catalog_item_ids")
             position = np.full(space.num_items + 1, -1, np.int32)
             position[catalog] = np.arange(len(catalog), dtype=np.int32)
             self.catalog_position = tf.Variable(position, trainable=False, name="catalog_position_of_item")
         else:
-            if catalog_ids is not None or rerank:
-                raise ValueError("catalog_ids and rerank change what `retrieve` returns; ranking models have no "
-                                 "retrieve signature")
+            if catalog_ids is not None or rerank or fresh_slots:
+                raise ValueError("catalog_ids, rerank and fresh slots change what `retrieve` returns; ranking models "
+                                 "have no retrieve signature")
             self.k = int(min(k, space.num_items))
         self.item_ids = tf.Variable(np.asarray(space.item_vocab.ids, dtype=object).astype(str),
                                     dtype=tf.string, trainable=False, name="item_vocabulary_ids")
@@ -220,6 +228,9 @@ class ServingModule(tf.Module):
         positions, scores = self.index.search(users, tf.gather(self.catalog_position, history_index))
         if self.reranker is not None:
             positions, scores = self.reranker.rerank(positions, scores, history_index)
+        if self.fresh_slots is not None:
+            positions, scores = self.fresh_slots.merge(users, positions, scores,
+                                                       tf.gather(self.catalog_position, history_index))
         empty = tf.shape(self.catalog_ids, out_type=tf.int32)[0] - 1
         item_ids = tf.gather(self.catalog_ids, tf.where(positions >= 0, positions, empty))
         return {"item_ids": item_ids, "scores": scores}
