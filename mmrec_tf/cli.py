@@ -10,7 +10,7 @@ import sys
 
 from mmrec_tf.console import quiet_tensorflow
 from mmrec_tf.errors import TrainingDivergedError
-from mmrec_tf.task_kinds import RETRIEVAL, TASK_NAMES, task_kind
+from mmrec_tf.task_kinds import TASK_NAMES, task_kind
 
 WITHOUT_TENSORFLOW = ("list",)  # commands that answer without importing TensorFlow (see mmrec_tf.catalog)
 VERBOSE_HELP = "show TensorFlow's start-up and log lines (hidden by default)"
@@ -389,7 +389,7 @@ def _train_rolling(args, windows: int, dataset, recipe: dict, run_dir: pathlib.P
     from mmrec_tf.zoo_entry import recipe_for
 
     model = recipe_for(args.model).model
-    if task_kind(registered_model(model).task) is not RETRIEVAL:
+    if not task_kind(registered_model(model).task).retrieves:
         raise ValueError(f"--split rolling:N evaluates retrieval models; {args.model} is a "
                          f"{registered_model(model).task} model")
     training = {key: value for key, value in recipe["training"].items() if key != "seed"}
