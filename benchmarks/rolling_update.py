@@ -145,7 +145,8 @@ def summarise(records: list[dict]) -> None:
             fresh = {metric: [_mean([w[metric] for w in s["windows"]]) for s in per_seed]
                      for metric in ("hr@10_fresh_slots", "hr@10_new_items_fresh_slots")
                      if all(metric in w for s in per_seed for w in s["windows"])}  # not in older records
-            if len(fresh) == 2:
+            has_fresh = len(fresh) == 2
+            if has_fresh:
                 fresh_rows.append([model, dataset, strategy, mean_std(hr[strategy]),
                                    mean_std(fresh["hr@10_fresh_slots"]),
                                    mean_std(new), mean_std(fresh["hr@10_new_items_fresh_slots"])])
@@ -157,7 +158,7 @@ def summarise(records: list[dict]) -> None:
                                                        new_item_reference(interactions, runs[0]["windows"],
                                                                           k=FRESH_SLOTS))
         reference, slots_reference = references[dataset, runs[0]["windows"]]
-        if fresh_rows:
+        if has_fresh:
             fresh_rows.append([model, dataset, "random ranking", "", "", f"{_mean([w.random_hr for w in reference]):.4f}",
                                f"{_mean([w.random_hr_among_new for w in slots_reference]):.4f}"])
         rows.append([model, dataset, "random ranking", "", f"{_mean([w.random_hr for w in reference]):.4f}",

@@ -52,7 +52,7 @@ from mmrec_tf.data.splits import Split
 from mmrec_tf.data.sources import load_dataset
 from mmrec_tf.data.vocabulary_growth import (VocabularyGrowth, grow_space, id_type_difference, schema_difference,
                                               with_spare_rows)
-from mmrec_tf.experiment import MODEL_FILE, RUN_FILE, SPACE_FOLDER, load_run, load_run_data
+from mmrec_tf.experiment import MODEL_FILE, RUN_FILE, SPACE_FOLDER, load_run, load_run_data, run_task_kind
 from mmrec_tf.layers.item_feature_encoder import table_arrays
 from mmrec_tf.registry import accepted_arguments
 from mmrec_tf.training import OPTIMIZERS, TrainingConfig, train_model
@@ -512,6 +512,9 @@ def update(run_dir: str | os.PathLike, new_data, run_dir_out: str | os.PathLike 
     the trained optimizer's state; one pass is what
     ``benchmarks/rolling_update.py`` measured.
 
+    Ranking examples are labelled as the run's were; a ``sampled`` label
+    draws the new negatives with the run's training seed.
+
     ``run_dir_out`` (default :func:`default_update_dir`) must not hold a
     finished run. Checkpoints are kept in ``<run_dir_out>/checkpoints`` while
     training; an update killed at any point resumes with ``resume=True``. The
@@ -539,7 +542,8 @@ def update(run_dir: str | os.PathLike, new_data, run_dir_out: str | os.PathLike 
     check_new_data(space, dataset, str(source["path"] or source["dataset"]))
     seen = seen_interactions(record, space)
     fresh = new_interactions(seen, _interaction_columns(dataset.interactions))
-    preprocessor = Preprocessor.from_record(record["data"], space, seed=record["training"]["seed"])
+    preprocessor = Preprocessor.from_record(record["data"], space, seed=record["training"]["seed"],
+                                            labelled=run_task_kind(record, parent / RUN_FILE).labelled)
     config = TrainingConfig(**{**record["training"], "epochs": epochs})
     out.mkdir(parents=True, exist_ok=True)
     updated = continue_training(model, preprocessor, seen, fresh, dataset, config, checkpoint_dir=checkpoints,

@@ -14,6 +14,7 @@ from mmrec_tf.data.dataset import Dataset
 from mmrec_tf.data.feature_space import FeatureSpace
 from mmrec_tf.data.schema import Feature, Schema
 from mmrec_tf.experiment import load_run
+from mmrec_tf.export.fresh_slots import FreshSlots
 from mmrec_tf.export.serving_module import ServingModule
 from mmrec_tf.models import TwoTower
 
@@ -60,9 +61,20 @@ def test_a_fresh_item_the_index_found_is_not_listed_twice_and_rows_without_fresh
     assert _retrieve(module, ["old4", "new3"]) == [("old5", 15.0), ("old3", 13.0), ("old2", 12.0), ("old1", 11.0)]
 
 
+def test_a_short_index_list_never_lists_a_fresh_pick_twice():
+    # the index found 3 items (one of them the fresh position 3) and an empty place; one fresh slot
+    slots = FreshSlots(np.array([3, 5]), np.array([[3.5], [0.5]], "float32"), slots=1, k=4, catalog_size=6)
+    positions, scores = slots.merge(tf.constant([[1.0]]), tf.constant([[0, 3, 1, -1]]),
+                                    tf.constant([[4.0, 3.5, 3.0, -np.inf]]), history_positions=tf.constant([[-1, 2]]))
+    assert positions.numpy().tolist() == [[0, 3, 1, -1]]
+    assert scores.numpy().tolist() == [[4.0, 3.5, 3.0, -np.inf]]
+
+
 @pytest.mark.parametrize("arguments, message", [
-    ({"fresh_slots": 5, "fresh_item_ids": FRESH}, r"fresh slots must be a whole number in 1..k=4, got 5"),
-    ({"fresh_slots": 2}, "fresh slots need fresh items"),
+    ({"fresh_slots": 5, "fresh_item_ids": FRESH}, r"from 1 to the list length k \(--k\) = 4, got 5"),
+    ({"fresh_slots": 2}, "need fresh items, but every catalog item has training interactions"),
+    ({"fresh_slots": 2, "fresh_item_ids": FRESH, "rerank": "tail:0.2", "item_popularity": np.ones(10)},
+     "--fresh-slots and --rerank both choose the places of a `retrieve` list; use one"),
 ])
 def test_impossible_fresh_slots_are_refused(scored, arguments, message):
     model, space = scored
@@ -106,6 +118,6 @@ def test_mmrec_export_fresh_slots_serves_an_updated_runs_best_never_trained_item
                     if space.item_vocab.ids[i] not in seen]
         best_fresh = [item for item in by_score if item in fresh][:2]
         best_others = [item for item in by_score if item not in best_fresh][:3]
-        assert sorted(listed) == sorted(best_fresh + best_others)
+        assert listed == [item for item in by_score if item in best_fresh + best_others]  # in score order
         changed += set(listed) != set(by_score[:5])
     assert changed  # the fresh items would not all have made the plain top 5

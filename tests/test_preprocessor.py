@@ -102,6 +102,19 @@ def test_contradictory_rules_are_refused_in_one_line(space, arguments, message):
     assert "\n" not in str(caught.value)
 
 
+def test_a_run_record_must_agree_with_its_task(space):
+    with pytest.raises(ValueError, match="a ranking run needs data.label, got None"):
+        Preprocessor.from_record({"max_history": 5}, space, labelled=True)
+    with pytest.raises(ValueError, match="a retrieval run has no data.label, got 'rating >= 4'"):
+        Preprocessor.from_record({"max_history": 5, "label": "rating >= 4"}, space, labelled=False)
+
+
+def test_labelled_examples_have_no_catalog_queries(space):
+    split = _split([("u", "a", 5, "train"), ("u", "b", 5, "test")])
+    with pytest.raises(ValueError, match=r"these examples are labelled \('rating >= 4'\)"):
+        Preprocessor(space, label=parse_label("rating >= 4")).queries(split)
+
+
 def test_an_explicit_label_column_with_another_value_names_the_row(space):
     split = _split([("u", "a", 1, "train"), ("v", "b", 2, "train")])
     split.log["label"] = [1.0, 2.0]
@@ -109,14 +122,10 @@ def test_an_explicit_label_column_with_another_value_names_the_row(space):
         Preprocessor(space, label=parse_label("label")).examples(split)
 
 
-def test_prepared_data_examples_are_its_preprocessors():
+def test_prepared_data_records_its_preprocessor_and_serves_its_history_rule():
     interactions = pd.DataFrame({"user_id": np.repeat(["u", "v", "w"], 6), "item_id": list("abcdef") * 3,
                                  "rating": [5, 1, 4, 4, 2, 5] * 3, "timestamp": np.arange(18)})
     data = prepare_data(Dataset("toy", interactions, SCHEMA), task="ranking", max_history=4, test_fraction=0.2)
-    again = data.preprocessor.examples(data.split)
-    for name, examples in data.examples.items():
-        assert examples.history.tolist() == again[name].history.tolist()
-        assert examples.extras["label"].tolist() == again[name].extras["label"].tolist()
     assert data.record() == {"split": "temporal_fraction", "test_fraction": 0.2, "max_history": 4,
                              "label": "rating >= 4", "history": "positive"}
     assert data.user_history("u") == ["a", "c", "d", "f"]  # the liked ones, what the served history holds

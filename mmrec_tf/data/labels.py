@@ -26,7 +26,7 @@ from mmrec_tf.data.splits import Split
 
 SAMPLERS = ("uniform", "popularity")
 HISTORIES = ("all", "positive", "rated")
-DEFAULT_HISTORY = "positive"
+DEFAULT_HISTORY_RULE = "positive"
 """Which earlier rows a labelled example's history holds unless told: the liked ones, as a click log would."""
 MAX_REJECTION_ROUNDS = 50
 
@@ -198,7 +198,7 @@ def sample_negatives(examples: Examples, num_items: int, ratio: int = 1, sampler
 
 
 def build_rating_examples(split: Split, space: FeatureSpace, max_history: int = 50, threshold: float = 4.0,
-                          history: str = DEFAULT_HISTORY, column: str = "rating") -> dict[str, Examples]:
+                          history: str = DEFAULT_HISTORY_RULE, column: str = "rating") -> dict[str, Examples]:
     """Examples per split labelled ``rating >= threshold``, with the history a click model should see.
 
     ``history="all"``: every earlier rated item (as

@@ -10,10 +10,11 @@ import pandas as pd
 from mmrec_tf.data.dataset import Dataset
 from mmrec_tf.data.feature_space import FeatureSpace
 from mmrec_tf.data.label_spec import LabelSpec, parse_label
-from mmrec_tf.data.labels import DEFAULT_HISTORY, HISTORIES, build_rating_examples, build_sampled_examples
+from mmrec_tf.data.labels import DEFAULT_HISTORY_RULE, HISTORIES, build_rating_examples, build_sampled_examples
 from mmrec_tf.data.pipeline import Examples, build_examples, seen_items
 from mmrec_tf.data.splits import Split
 from mmrec_tf.data.user_queries import UserQueries, user_queries
+
 
 def default_label(dataset: Dataset) -> str:
     """The label of a dataset's ranking examples when none is given: its 0/1 ``label`` column, else ``rating >= 4``.
@@ -53,10 +54,10 @@ class Preprocessor:
       label makes every interaction a positive, so its history is ``"all"``;
     - ``seed``: the draws of sampled negatives.
 
-    Training examples (:meth:`examples`), per-user evaluation queries
-    (:meth:`queries`), the items a ranking excludes (:meth:`seen`) and a
-    user's history as served (:meth:`user_history`) all come from it.
-    Training, evaluation and updates therefore cannot disagree.
+    Training examples (:meth:`examples`), per-user retrieval queries
+    (:meth:`queries`), the items a full ranking excludes (:meth:`seen`) and a
+    user's history as served (:meth:`user_history`) all come from it, so
+    training, evaluation, updates and serving's inputs follow one rule.
     :meth:`record` is what ``run.json`` keeps of it, and :meth:`from_record`
     reads it back.
 
@@ -94,7 +95,7 @@ class Preprocessor:
         if self.history is not None and self.history not in HISTORIES:
             raise ValueError(f"data.history must be one of {HISTORIES}, got {self.history!r}")
         if self.history is None:
-            object.__setattr__(self, "history", "all" if self.label.negatives else DEFAULT_HISTORY)
+            object.__setattr__(self, "history", "all" if self.label.negatives else DEFAULT_HISTORY_RULE)
 
     @classmethod
     def for_data(cls, dataset: Dataset, space: FeatureSpace, max_history: int = 50, labelled: bool = False,
@@ -122,8 +123,11 @@ class Preprocessor:
         return cls(space, max_history, spec, history, seed)
 
     @classmethod
-    def from_record(cls, data: dict, space: FeatureSpace, seed: int = 0) -> Preprocessor:
+    def from_record(cls, data: dict, space: FeatureSpace, seed: int = 0, labelled: bool | None = None) -> Preprocessor:
         """Read back what :meth:`record` wrote (``run.json``'s ``data`` section) over a saved ``space``.
+
+        ``labelled`` (the run's task labels its examples) is checked against
+        the record when given: a ranking record without ``label`` is refused.
 
         Example:
         >>> from mmrec_tf.data.sources import make_synthetic
@@ -133,6 +137,9 @@ class Preprocessor:
         True
         """
         label = data.get("label")
+        if labelled is not None and labelled != (label is not None):
+            raise ValueError(f"run.json data section: {'a ranking run needs' if labelled else 'a retrieval run has no'} "
+                             f"data.label, got {label!r}")
         return cls(space, data["max_history"], None if label is None else parse_label(label),
                    data.get("history") if label is not None else None, seed)
 
@@ -190,12 +197,20 @@ class Preprocessor:
     def queries(self, split: Split, target: str = "test") -> UserQueries:
         """One retrieval query per user with ``target`` rows: the visible history, the held-out and seen items.
 
-        See :func:`~mmrec_tf.data.user_queries.user_queries`.
+        See :func:`~mmrec_tf.data.user_queries.user_queries`. Labelled (ranking) examples have no such
+        queries: their evaluation scores each example.
         """
+        if self.label is not None:
+            raise ValueError(f"queries rank the whole catalog for retrieval; these examples are labelled "
+                             f"({self.label.text!r}) and are evaluated example by example")
         return user_queries(split, self.space, self.max_history, target)
 
     def seen(self, split: Split, target: str = "test") -> dict[int, np.ndarray]:
-        """Per user index, the item indices visible before ``target`` rows: what a ranking excludes."""
+        """Per user index, the item indices visible before ``target`` rows: what a full ranking excludes.
+
+        Every visible row counts, whatever ``history`` keeps: a user who had
+        an item, liked or not, is not recommended it again.
+        """
         return seen_items(split, self.space, target)
 
     def user_history(self, interactions: pd.DataFrame, user: str) -> list[str]:

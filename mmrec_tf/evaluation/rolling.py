@@ -167,6 +167,9 @@ def window_examples(preprocessor: Preprocessor, before: pd.DataFrame,
     from ``examples``; ``known`` says which of the evaluated interactions were
     kept (the dropped ones count as misses).
     """
+    if preprocessor.labelled:
+        raise ValueError(f"rolling windows evaluate retrieval; this preprocessor labels its examples "
+                         f"({preprocessor.label.text!r})")
     window = window[window["user_id"].isin(set(before["user_id"]))]
     log, source_row = ordered_log(before, window, new_split="test")
     examples = preprocessor.examples(Split(log=log, method="rolling"))["test"]
@@ -190,12 +193,14 @@ def _subset_examples(examples: Examples, mask: np.ndarray) -> Examples:
 
 def evaluate_window(model, preprocessor: Preprocessor, before: pd.DataFrame, window: pd.DataFrame,
                     new_items: set[str], recent_items: set[str], ks=KS) -> dict[str, float]:
-    """HR@k / NDCG@k of ``model`` on one window, plus HR@10 on its new and recent items (NaN if none).
+    """HR@k / NDCG@k of ``model`` on one window, HR@10 on its new and recent items (NaN if none), with fresh slots.
 
     Each metric is averaged over every evaluated interaction; targets the
     model's catalog lacks count as misses. ``hr@10_new_among_new`` ranks only
     ``new_items`` for the interactions with them (the cold-among-cold view of
-    :func:`~mmrec_tf.evaluation.cold_start.evaluate_cold_start`).
+    :func:`~mmrec_tf.evaluation.cold_start.evaluate_cold_start`). ``hr@10_fresh_slots`` and
+    ``hr@10_new_items_fresh_slots`` are HR@10 over all and over new-item interactions when
+    :data:`FRESH_SLOTS` places go to the ``new_items`` the model ranks best (:func:`fresh_slot_hits`).
     """
     examples, seen, known = window_examples(preprocessor, before, window)
     evaluated = window[window["user_id"].isin(set(before["user_id"]))]
@@ -241,6 +246,8 @@ def fresh_slot_hits(chunk: RankedTargets, fresh: np.ndarray, k: int, slots: int)
     ranked items up to ``k``. A target is found if it is among the fresh
     picks, or else by its place among the others (ties broken at random in
     expectation, as :func:`~mmrec_tf.evaluation.full_ranking.expected_hits_and_gains` does).
+    Fresh items with equal scores are picked by item index, as the export's
+    :class:`~mmrec_tf.export.fresh_slots.FreshSlots` picks them in catalog order.
     With ``slots=0`` this is the plain HR@k.
 
     Example (one query; items 1..4 score 4, 3, 2, 1; item 4 is fresh; k=2, one fresh slot):

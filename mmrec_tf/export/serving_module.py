@@ -117,8 +117,10 @@ class ServingModule(tf.Module):
             self.reranker = (make_reranker(rerank, self.k, catalog, embeddings, space, item_popularity)
                              if rerank else None)
             fresh = ~known | np.isin(space.item_vocab.ids[catalog - 1], np.asarray(list(fresh_item_ids), dtype=object))
-            self.fresh_slots = (FreshSlots(np.flatnonzero(fresh), np.asarray(embeddings)[fresh], fresh_slots, self.k)
-                                if fresh_slots else None)
+            if fresh_slots and rerank:
+                raise ValueError("--fresh-slots and --rerank both choose the places of a `retrieve` list; use one")
+            self.fresh_slots = (FreshSlots(np.flatnonzero(fresh), np.asarray(embeddings)[fresh], fresh_slots, self.k,
+                                           len(catalog)) if fresh_slots else None)
             self.catalog_ids = tf.Variable(np.append(space.item_vocab.ids[catalog - 1], "").astype(str),
                                            dtype=tf.string, trainable=False, name="catalog_item_ids")
             position = np.full(space.num_items + 1, -1, np.int32)
