@@ -539,11 +539,12 @@ def cmd_export(args) -> int:
     model, space, record = load_run(args.run_dir)
     name = args.name or record["model"]
     popularity = None
+    for option, used in (("--rerank", args.rerank), ("--fresh-slots", args.fresh_slots)):
+        if used and not run_task_kind(record).retrieves:
+            raise ValueError(f"{option} changes `retrieve` lists; {args.run_dir} is a {record['task']} run")
     if args.rerank:
         if args.rerank.startswith("tail:") and args.items:
             raise ValueError("--rerank tail with --items: new items have no training popularity to call long tail")
-        if not run_task_kind(record).retrieves:
-            raise ValueError(f"--rerank re-ranks `retrieve`; {args.run_dir} is a {record['task']} run")
         if args.rerank.startswith("tail:"):
             from mmrec_tf.evaluation.recommendation_lists import item_popularity
             from mmrec_tf.experiment import load_run_data
@@ -553,9 +554,6 @@ def cmd_export(args) -> int:
     if args.fresh_slots:
         from mmrec_tf.update import seen_interactions
 
-        if not run_task_kind(record).retrieves:
-            raise ValueError(f"--fresh-slots keeps places of `retrieve` lists; {args.run_dir} is a "
-                             f"{record['task']} run")
         trained_on = set(seen_interactions(record, space)["item_id"])
         fresh_item_ids = [item for item in space.item_vocab.ids if item not in trained_on]
     version_dir = export_model(model, space, args.saved_models, name, version=args.version, k=args.k,
