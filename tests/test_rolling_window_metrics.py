@@ -92,7 +92,8 @@ def test_users_the_model_does_not_know_keep_their_own_seen_items():
     before = pd.DataFrame({"user_id": ["u2", "u3", "u2", "u3"], "item_id": ["a", "b", "later", "c"],
                            "timestamp": [3, 4, 5, 6]})
     window = pd.DataFrame({"user_id": ["u3", "u2", "u9"], "item_id": ["a", "c", "a"], "timestamp": [7, 8, 9]})
-    examples, seen, known_targets = window_examples(Preprocessor(space, 3), before, window)
+    evaluated, examples, seen, known_targets = window_examples(Preprocessor(space, 3), before, window)
+    assert evaluated["user_id"].tolist() == ["u3", "u2"]
     assert examples.user_id.tolist() == [0, 0] and examples.item_id.tolist() == [1, 3]  # u9 has no past: left out
     assert examples.history.tolist() == [[2, 3, 0], [1, 0, 0]]  # u3: b, c; u2: a (the unknown "later" skipped)
     assert [items.tolist() for items in seen] == [[2, 3], [1]]

@@ -153,19 +153,29 @@ def _subset(dataset: Dataset, interactions: pd.DataFrame, item_ids: list[str]) -
                                users=people, split_labels=None)
 
 
-def window_examples(preprocessor: Preprocessor, before: pd.DataFrame,
-                    window: pd.DataFrame) -> tuple[Examples, list[np.ndarray], np.ndarray]:
-    """``(examples, seen, known)``: window interactions of users with a past, histories before the window.
+class WindowExamples(NamedTuple):
+    """A window's evaluated interactions and the examples made of them (:func:`window_examples`)."""
+
+    #: the window's rows of users with a past (in ``before``), in the window's order
+    evaluated: pd.DataFrame
+    #: one example per row of ``evaluated`` whose item the space knows, in the same order
+    examples: Examples
+    #: per example, the known items its user had before the window
+    seen: list[np.ndarray]
+    #: per row of ``evaluated``, whether it has an example (unknown targets count as misses)
+    known: np.ndarray
+
+
+def window_examples(preprocessor: Preprocessor, before: pd.DataFrame, window: pd.DataFrame) -> WindowExamples:
+    """The window interactions of users with a past, as examples with histories from before the window.
 
     ``preprocessor`` applies its history rule with the window's rows as test
     rows after ``before``'s: every window interaction of a user is ranked from
-    the same history, the user's known items before the window. Examples keep
-    the window's row order; ``seen[i]`` holds the known items example ``i``'s
-    user had before the window. It is kept per example, not per user index,
-    because users the model does not know (a never-updated model's later
-    users) all share index 0. Targets the space does not know are dropped
-    from ``examples``; ``known`` says which of the evaluated interactions were
-    kept (the dropped ones count as misses).
+    the same history, the user's known items before the window. Users first
+    seen in the window have no history and are left out of ``evaluated``.
+    ``seen`` is kept per example, not per user index, because users the
+    model does not know (a never-updated model's later users) all share
+    index 0.
     """
     if preprocessor.labelled:
         raise ValueError(f"rolling windows evaluate retrieval; this preprocessor labels its examples "
@@ -183,7 +193,8 @@ def window_examples(preprocessor: Preprocessor, before: pd.DataFrame,
     seen_by_code = items_by_user(user_codes[past], items[past])
     nothing = np.zeros(0, np.int64)
     seen = [seen_by_code.get(int(code), nothing) for code in user_codes[is_test][rows]]
-    return Examples(examples.user_id[rows], examples.item_id[rows], examples.history[rows], {}), seen, known
+    return WindowExamples(window, Examples(examples.user_id[rows], examples.item_id[rows], examples.history[rows], {}),
+                          seen, known)
 
 
 def _subset_examples(examples: Examples, mask: np.ndarray) -> Examples:
@@ -202,8 +213,7 @@ def evaluate_window(model, preprocessor: Preprocessor, before: pd.DataFrame, win
     ``hr@10_new_items_fresh_slots`` are HR@10 over all and over new-item interactions when
     :data:`FRESH_SLOTS` places go to the ``new_items`` the model ranks best (:func:`fresh_slot_hits`).
     """
-    examples, seen, known = window_examples(preprocessor, before, window)
-    evaluated = window[window["user_id"].isin(set(before["user_id"]))]
+    evaluated, examples, seen, known = window_examples(preprocessor, before, window)
     items = evaluated["item_id"].to_numpy()
 
     fresh = preprocessor.space.item_vocab.lookup(sorted(new_items))
