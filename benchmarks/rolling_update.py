@@ -126,9 +126,27 @@ def _mean(values):
     return statistics.mean(values) if values else float("nan")
 
 
+def fresh_slot_verdict(model: str, dataset: str, runs: list[dict], reference, slots_reference) -> str:
+    """What the fresh slots give after an update and what they cost, as ratios of the tabled means.
+
+    New-item HR@10 with the slots against a random whole-catalog ranking and a random choice of the slotted
+    items; the change of mean HR@10; the share of each window's evaluated interactions that are with new items.
+    """
+    windows = [r["strategies"]["update"]["windows"] for r in runs]
+    plain = statistics.mean(_mean([w["hr@10"] for w in seed]) for seed in windows)
+    slotted = statistics.mean(_mean([w["hr@10_fresh_slots"] for w in seed]) for seed in windows)
+    new = statistics.mean(_mean([w["hr@10_new_items_fresh_slots"] for w in seed]) for seed in windows)
+    shares = [ref.interactions / window["examples"] for ref, window in zip(reference, windows[0])]
+    return (f"{model}@{dataset}, update with {FRESH_SLOTS} fresh slots: new items {new:.4f} = "
+            f"{new / _mean([w.random_hr for w in reference]):.1f}x a random whole-catalog ranking and "
+            f"{new / _mean([w.random_hr_among_new for w in slots_reference]):.1f}x a random choice of the slotted "
+            f"items; mean HR@10 {plain:.4f} -> {slotted:.4f} ({slotted / plain - 1:+.1%}); new-item interactions "
+            f"are {min(shares):.1%} to {max(shares):.1%} of a window's evaluated interactions")
+
+
 def summarise(records: list[dict]) -> None:
     combos = sorted({(r.get("label", r["model"]), r["dataset"]) for r in records})
-    rows, windows_rows, fresh_rows, verdicts, references = [], [], [], [], {}
+    rows, windows_rows, fresh_rows, verdicts, fresh_verdicts, references = [], [], [], [], [], {}
     for model, dataset in combos:
         runs = [r for r in records if (r.get("label", r["model"]), r["dataset"]) == (model, dataset)]
         hr, seconds = {}, {}
@@ -159,6 +177,7 @@ def summarise(records: list[dict]) -> None:
                                                                           k=FRESH_SLOTS))
         reference, slots_reference = references[dataset, runs[0]["windows"]]
         if has_fresh:
+            fresh_verdicts.append(fresh_slot_verdict(model, dataset, runs, reference, slots_reference))
             fresh_rows.append([model, dataset, "random ranking", "", "", f"{_mean([w.random_hr for w in reference]):.4f}",
                                f"{_mean([w.random_hr_among_new for w in slots_reference]):.4f}"])
         rows.append([model, dataset, "random ranking", "", f"{_mean([w.random_hr for w in reference]):.4f}",
@@ -186,7 +205,7 @@ def summarise(records: list[dict]) -> None:
     count = max(len(r[3:]) for r in windows_rows)
     print_table(["model", "dataset", "strategy", *[f"window {k + 2}" for k in range(count)]], windows_rows)
     print()
-    for verdict in verdicts:
+    for verdict in [*verdicts, *fresh_verdicts]:
         print(verdict)
     for (dataset, windows), (reference, _) in references.items():
         print(f"{dataset}, {windows} windows: interactions with items new in windows 2..{windows}: "
