@@ -158,7 +158,7 @@ def test_attention_scores_are_the_causal_softmax_of_the_first_block_in_history_o
     np.testing.assert_allclose(scores[0][0, :, :4, :4], expected, rtol=1e-4, atol=1e-6)
     # the same items given with scattered padding attend the same way
     scattered = keras.ops.convert_to_numpy(model.attention_scores(
-        model._recent(np.array([[0, 3, 7, 0, 1, 9]], "int32")))[0])
+        model.recent_history(np.array([[0, 3, 7, 0, 1, 9]], "int32")))[0])
     np.testing.assert_allclose(scattered[0], scores[0][0], rtol=1e-5, atol=1e-6)
 
 

@@ -65,7 +65,7 @@ class LSTMTwoTower(SequenceRetrievalModel):
         self.user_projection.build((None, self.lstm_units + self.embedding_dim * int(self.use_user_id)))
 
     def encode_users(self, features, training=False):
-        history = ops.cast(features["history"], "int32")
+        history = self.recent_history(features["history"])
         sequence = self.history_dropout(self.item_vectors(history, training=training), training=training)
         parts = [self.lstm(sequence, mask=ops.not_equal(history, 0), training=training)]
         if self.user_id_embedding is not None:

@@ -8,7 +8,6 @@ import numpy as np
 from keras import ops
 
 from mmrec_tf.data.pipeline import make_tf_dataset, next_item_sequences, steps_per_epoch
-from mmrec_tf.layers.history import most_recent_history
 from mmrec_tf.models.sequence_retrieval_model import SequenceRetrievalModel
 from mmrec_tf.model_registration import register_model
 from mmrec_tf.tasks.replicas import replica_share
@@ -169,20 +168,17 @@ class SASRec(SequenceRetrievalModel):
         present = ops.cast(ops.not_equal(history, 0), "float32")
         return both * present[:, None, :, None] * present[:, None, None, :]
 
-    def _recent(self, history):
-        return most_recent_history(history, self.max_history)
-
     @staticmethod
     def _last_state(states, history):
         last = ops.maximum(ops.sum(ops.cast(ops.not_equal(history, 0), "int32"), axis=1) - 1, 0)
         return ops.take_along_axis(states, ops.reshape(last, (-1, 1, 1)), axis=1)[:, 0, :]
 
     def encode_users(self, features, training=False):
-        history = self._recent(features["history"])
+        history = self.recent_history(features["history"])
         return self._finish(self._last_state(self.encode_sequence(history, training=training), history))
 
     def call(self, features, training=False):
-        history = self._recent(features["history"])
+        history = self.recent_history(features["history"])
         states = self.encode_sequence(history, training=training)
         outputs = {"user_embedding": self._finish(self._last_state(states, history)),
                    "item_embedding": self.encode_items(features["item_id"], training=training)}

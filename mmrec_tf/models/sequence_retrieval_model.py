@@ -6,6 +6,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from mmrec_tf.layers.history import most_recent_history
 from mmrec_tf.layers.item_feature_encoder import ItemFeatureEncoder
 from mmrec_tf.models.retrieval_model import RetrievalModel, with_item_tables
 
@@ -93,6 +94,15 @@ class SequenceRetrievalModel(RetrievalModel):
         seen = np.asarray(item_indices, np.int64).ravel()
         trained[np.unique(seen[(seen > 0) & (seen < len(trained))])] = 1.0
         self.item_trained.assign(trained)
+
+    def recent_history(self, history):
+        """The ``max_history`` most recent items of a ``[B, L]`` index history of any ``L``, 0-padded at the end.
+
+        What the export's signatures keep of a request's history, so a model
+        given longer histories in training (data prepared with a larger
+        ``max_history``) reads the same items there as in serving.
+        """
+        return most_recent_history(history, self.max_history)
 
     def item_vectors(self, item_index, training=False):
         """The item tower's vectors of ``item_index`` (any shape), ids hidden where untrained or dropped (class doc)."""
