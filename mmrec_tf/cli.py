@@ -532,7 +532,7 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from mmrec_tf.experiment import load_run, run_task_kind
+    from mmrec_tf.experiment import RUN_FILE, load_run, run_preprocessor, run_task_kind
     from mmrec_tf.export.saved_model import export_model
     from mmrec_tf.export.tf_serving import docker_command, write_batching_parameters, write_models_config
 
@@ -556,7 +556,8 @@ def cmd_export(args) -> int:
 
         trained_on = set(seen_interactions(record, space)["item_id"])
         fresh_item_ids = [item for item in space.item_vocab.ids if item not in trained_on]
-    version_dir = export_model(model, space, args.saved_models, name, version=args.version, k=args.k,
+    preprocessor = run_preprocessor(record, space, pathlib.Path(args.run_dir) / RUN_FILE)
+    version_dir = export_model(model, preprocessor, args.saved_models, name, version=args.version, k=args.k,
                                index=args.index, catalog=args.items, rerank=args.rerank, item_popularity=popularity,
                                fresh_slots=args.fresh_slots or 0, fresh_item_ids=fresh_item_ids)
     served = sorted(p.name for p in pathlib.Path(args.saved_models).iterdir()

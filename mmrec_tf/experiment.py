@@ -448,6 +448,28 @@ def run_task_kind(record: dict, record_file: str | os.PathLike = RUN_FILE) -> Ta
         raise ValueError(f"{record_file}: {error}") from None
 
 
+def run_preprocessor(record: dict, space: FeatureSpace, record_file: str | os.PathLike = RUN_FILE) -> Preprocessor:
+    """The :class:`~mmrec_tf.data.preprocessor.Preprocessor` a run's examples were made with, from ``run.json``.
+
+    Read from the record's ``data`` section over the run's saved ``space``, with the run's training seed
+    (its sampled negatives); no data is loaded. A record whose labelling disagrees with its task is
+    refused in one line naming ``record_file``.
+
+    Example:
+    >>> from mmrec_tf.data.sources import make_synthetic
+    >>> space = FeatureSpace.build(make_synthetic(num_users=2, num_items=4, num_clusters=1))
+    >>> record = {"task": "ranking", "data": {"max_history": 5, "label": "rating >= 4", "history": "positive"},
+    ...           "training": {"seed": 3}}
+    >>> run_preprocessor(record, space).record(), run_preprocessor(record, space).seed
+    ({'max_history': 5, 'label': 'rating >= 4', 'history': 'positive'}, 3)
+    """
+    labelled = run_task_kind(record, record_file).labelled
+    try:
+        return Preprocessor.from_record(record["data"], space, seed=record["training"]["seed"], labelled=labelled)
+    except ValueError as error:
+        raise ValueError(f"{record_file}: {error}") from None
+
+
 def load_run_data(record: dict, space: FeatureSpace) -> PreparedData:
     """Rebuild the exact split and examples a run was trained on from its ``run.json`` record and saved space.
 

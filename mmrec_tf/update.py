@@ -52,7 +52,7 @@ from mmrec_tf.data.splits import Split
 from mmrec_tf.data.sources import load_dataset
 from mmrec_tf.data.vocabulary_growth import (VocabularyGrowth, grow_space, id_type_difference, schema_difference,
                                               with_spare_rows)
-from mmrec_tf.experiment import MODEL_FILE, RUN_FILE, SPACE_FOLDER, load_run, load_run_data, run_task_kind
+from mmrec_tf.experiment import MODEL_FILE, RUN_FILE, SPACE_FOLDER, load_run, load_run_data, run_preprocessor
 from mmrec_tf.layers.item_feature_encoder import table_arrays
 from mmrec_tf.registry import accepted_arguments
 from mmrec_tf.training import OPTIMIZERS, TrainingConfig, train_model
@@ -542,8 +542,7 @@ def update(run_dir: str | os.PathLike, new_data, run_dir_out: str | os.PathLike 
     check_new_data(space, dataset, str(source["path"] or source["dataset"]))
     seen = seen_interactions(record, space)
     fresh = new_interactions(seen, _interaction_columns(dataset.interactions))
-    preprocessor = Preprocessor.from_record(record["data"], space, seed=record["training"]["seed"],
-                                            labelled=run_task_kind(record, parent / RUN_FILE).labelled)
+    preprocessor = run_preprocessor(record, space, parent / RUN_FILE)
     config = TrainingConfig(**{**record["training"], "epochs": epochs})
     out.mkdir(parents=True, exist_ok=True)
     updated = continue_training(model, preprocessor, seen, fresh, dataset, config, checkpoint_dir=checkpoints,

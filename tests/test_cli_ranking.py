@@ -81,6 +81,11 @@ def test_ranking_export_serves_score_and_query_prints_candidate_scores(ranking_r
     assert "retrieve" not in served.signatures and {"score", "explain"} <= set(served.signatures)
     default_inputs = served.signatures["serving_default"].structured_input_signature[1]
     assert sorted(default_inputs) == ["candidates", "history", "user_id"]
+    # din.movielens_100k trains on histories of liked items only: a client must send those, and the export says so
+    recorded = json.loads((saved / "din" / "1" / "assets.extra" / "mmrec_inputs.json").read_text())
+    assert recorded == {"max_history": 5, "label": "rating >= 4", "history": "positive",
+                        "history_rule": "the user's earlier items with rating >= 4, oldest first; the 5 most "
+                                        "recent known ones are used"}
     capsys.readouterr()
 
     assert main(["query", str(saved / "din"), "--user", "u1", "--run", str(ranking_run),

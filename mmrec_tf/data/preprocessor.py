@@ -138,7 +138,7 @@ class Preprocessor:
         """
         label = data.get("label")
         if labelled is not None and labelled != (label is not None):
-            raise ValueError(f"run.json data section: {'a ranking run needs' if labelled else 'a retrieval run has no'} "
+            raise ValueError(f"{'a ranking run needs' if labelled else 'a retrieval run has no'} "
                              f"data.label, got {label!r}")
         return cls(space, data["max_history"], None if label is None else parse_label(label),
                    data.get("history") if label is not None else None, seed)
@@ -163,6 +163,32 @@ class Preprocessor:
         if self.label is not None:
             record.update(label=self.label.text, history=self.history)
         return record
+
+    def serving_inputs(self) -> dict:
+        """What a client must send as ``history`` to an export of a model trained on these examples.
+
+        :meth:`record` plus ``history_rule``, one sentence for people. A served
+        history must hold the items the training histories held: with
+        ``history="positive"`` only the interactions the label calls positive.
+        :func:`~mmrec_tf.export.saved_model.export_model` writes this to
+        ``assets.extra/mmrec_inputs.json``.
+
+        Example:
+        >>> from mmrec_tf.data.sources import make_synthetic
+        >>> space = FeatureSpace.build(make_synthetic(num_users=2, num_items=4, num_clusters=1))
+        >>> Preprocessor(space, 20, parse_label("rating >= 4")).serving_inputs()["history_rule"]
+        "the user's earlier items with rating >= 4, oldest first; the 20 most recent known ones are used"
+        >>> Preprocessor(space, 20).serving_inputs()["history_rule"]
+        'every earlier item of the user, oldest first; the 20 most recent known ones are used'
+        """
+        if self.label is None or self.history == "all":
+            kept = "every earlier item of the user"
+        elif self.history == "positive":
+            kept = f"the user's earlier items with {self.label.text}"
+        else:
+            kept = "every earlier item the user rated, with its rating (1..rating_levels) in history_rating"
+        return {**self.record(), "history_rule": f"{kept}, oldest first; the {self.max_history} most recent "
+                                                 "known ones are used"}
 
     def examples(self, split: Split) -> dict[str, Examples]:
         """Examples of every split of ``split``: the interactions, or labelled per ``label`` and ``history``.

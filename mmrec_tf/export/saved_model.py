@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import pathlib
 from collections.abc import Sequence
@@ -10,12 +12,16 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
+from mmrec_tf.data.feature_space import FeatureSpace
+from mmrec_tf.data.preprocessor import Preprocessor
 from mmrec_tf.export.item_catalog import prepare_catalog
 from mmrec_tf.export.serving_module import ServingModule
 from mmrec_tf.export.tf_serving import write_warmup_requests
 from mmrec_tf.export.versioning import write_version_atomically
 from mmrec_tf.model_registration import model_task_kind
 
+#: what ``history`` must hold, written beside the warm-up records when the export is given a Preprocessor
+SERVING_INPUTS_FILE = "mmrec_inputs.json"
 # Known users in each warm-up record: enough rows for `serve-check --compare` to measure top-K overlap.
 WARMUP_USERS = 8
 SAFE_NAME_CHARACTERS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
@@ -46,12 +52,46 @@ def example_requests(space, max_history: int, num_candidates: int = 5, batch: in
     return requests
 
 
-def export_model(model, space, saved_models_dir: str | os.PathLike, name: str,
+def serving_space(model, preprocessor: Preprocessor | FeatureSpace) -> tuple[FeatureSpace, dict | None]:
+    """``(space, serving inputs or None)`` of what :func:`export_model` is given, checked against ``model``.
+
+    The signatures keep the model's ``max_history`` most recent items of a request's history. The
+    :class:`~mmrec_tf.data.preprocessor.Preprocessor`'s examples must have held no fewer (a model
+    served longer histories than it trained on would read other inputs); a model that keeps fewer
+    reads only its most recent ones in training too. The returned
+    :meth:`~mmrec_tf.data.preprocessor.Preprocessor.serving_inputs` name the length served. A bare
+    ``FeatureSpace`` says nothing of the history rule: None.
+    """
+    if isinstance(preprocessor, FeatureSpace):
+        return preprocessor, None
+    if not isinstance(preprocessor, Preprocessor):
+        raise TypeError(f"export_model needs the Preprocessor the model's examples were made with (or its "
+                        f"FeatureSpace), got {type(preprocessor).__name__}")
+    model_history = getattr(model, "max_history", None)
+    if model_history is None:
+        return preprocessor.space, preprocessor.serving_inputs()
+    if int(model_history) > preprocessor.max_history:
+        raise ValueError(f"{type(model).__name__} keeps max_history={model_history} but the preprocessor's examples "
+                         f"keep {preprocessor.max_history}; export with the preprocessor the model was trained with")
+    return preprocessor.space, dataclasses.replace(preprocessor, max_history=int(model_history)).serving_inputs()
+
+
+def export_model(model, preprocessor: Preprocessor | FeatureSpace, saved_models_dir: str | os.PathLike, name: str,
                  version: int | None = None, k: int = 100, warmup: bool = True, index: str = "auto",
                  catalog: str | os.PathLike | pd.DataFrame | Sequence[str] | None = None,
                  rerank: str | None = None, item_popularity: np.ndarray | None = None, fresh_slots: int = 0,
                  fresh_item_ids: Sequence[str] = ()) -> pathlib.Path:
     """Write ``<saved_models_dir>/<name>/<version>/`` atomically and return that folder.
+
+    ``preprocessor`` is the :class:`~mmrec_tf.data.preprocessor.Preprocessor` the model's examples were
+    made with (``data.preprocessor``; for a saved run
+    :func:`~mmrec_tf.experiment.run_preprocessor`). Its vocabularies' lookups
+    are exported, its ``max_history`` must be the model's, and what a
+    request's ``history`` must hold (its
+    :meth:`~mmrec_tf.data.preprocessor.Preprocessor.serving_inputs`, e.g. only
+    liked items for a model trained on ``history="positive"`` examples) is
+    written to ``assets.extra/mmrec_inputs.json``. A bare ``FeatureSpace`` is
+    accepted too; the export then records no history rule.
 
     The folder holds the SavedModel with the contract's signatures (see
     :class:`~mmrec_tf.export.serving_module.ServingModule`) and, with
@@ -79,12 +119,13 @@ def export_model(model, space, saved_models_dir: str | os.PathLike, name: str,
     :class:`~mmrec_tf.export.fresh_slots.FreshSlots`).
 
     Example:
-    >>> export_model(model, space, "saved_models", "lstm_two_tower")  # doctest: +SKIP
+    >>> export_model(model, data.preprocessor, "saved_models", "lstm_two_tower")  # doctest: +SKIP
     PosixPath('saved_models/lstm_two_tower/1')
-    >>> export_model(model, space, "saved_models", "lstm_two_tower", catalog="new_items.csv")  # doctest: +SKIP
+    >>> export_model(model, data.preprocessor, "saved_models", "lstm_two_tower", catalog="new_items.csv")  # doctest: +SKIP
     PosixPath('saved_models/lstm_two_tower/2')
     """
     check_model_name(name)
+    space, serving_inputs = serving_space(model, preprocessor)
     catalog_ids, new_item_ids = None, []
     if catalog is not None:
         prepared = prepare_catalog(model, space, catalog)
@@ -104,5 +145,9 @@ def export_model(model, space, saved_models_dir: str | os.PathLike, name: str,
                                      for n in names})
                         for signature, names in module.signature_inputs.items()]
             write_warmup_requests(folder, requests, model_name=name)
+        if serving_inputs is not None:
+            extra = folder / "assets.extra"
+            extra.mkdir(exist_ok=True)
+            (extra / SERVING_INPUTS_FILE).write_text(json.dumps(serving_inputs, indent=2) + "\n", encoding="utf-8")
 
     return write_version_atomically(pathlib.Path(saved_models_dir) / name, write, version=version)

@@ -95,7 +95,8 @@ def serve_check(
         unregistered ops, all warm-up records run), ``signatures``, ``ops``
         (``types``, ``unregistered``, ``from_tensorflow_text``), ``tensorflow_text``,
         ``load``, ``warmup``, ``latency_ms[signature][batch_size] = {p50, p99, mean,
-        repeats}``, ``warnings``, ``unexpected_modules`` and timing fields.
+        repeats}``, ``warnings``, ``unexpected_modules`` and timing fields; ``history_rule``
+        when the export recorded what ``history`` must hold (``assets.extra/mmrec_inputs.json``).
 
     Raises:
         FileNotFoundError: no version to check.
@@ -137,6 +138,12 @@ def serve_check(
         raise ValueError(report["unreadable"])
     report["model_base_dir"] = str(Path(model_base_dir))
     report["version"] = version
+    inputs_file = version_dir / "assets.extra" / "mmrec_inputs.json"
+    if inputs_file.is_file():
+        try:
+            report["history_rule"] = json.loads(inputs_file.read_text(encoding="utf-8"))["history_rule"]
+        except (ValueError, KeyError, TypeError):
+            report.setdefault("warnings", []).append(f"{inputs_file}: expected JSON with a 'history_rule' entry")
     return report
 
 
@@ -168,6 +175,8 @@ def format_serve_check_report(report: dict[str, Any]) -> str:
         )
     if "error" in report:
         lines.append(f"  error: {report['error']}")
+    if "history_rule" in report:
+        lines.append(f"  history to send: {report['history_rule']}")
     for name, signature in report.get("signatures", {}).items():
         inputs = ", ".join(f"{key}: {_format_tensor(info)}" for key, info in signature["inputs"].items())
         outputs = ", ".join(f"{key}: {_format_tensor(info)}" for key, info in signature["outputs"].items())
