@@ -71,8 +71,8 @@ def test_folder_model_exports_and_serves_the_contract(trained_run, user_folder, 
     assert (saved / "models.config").is_file() and (saved / "batching_parameters.txt").is_file()
     assert "docker run --gpus all" in capsys.readouterr().out
     assert json.loads((saved / "lstm_two_tower" / "1" / "assets.extra" / "mmrec_inputs.json").read_text()) == {
-        "max_history": 10, "history_rule": "every earlier item of the user, oldest first; the 10 most recent known "
-                                           "ones are used"}
+        "max_history": 10, "history_rule": "every earlier item of the user, oldest first; the model keeps the 10 "
+                                           "most recent known ones"}
     code = textwrap.dedent(f"""
         import json, tensorflow as tf
         served = tf.saved_model.load({str(saved / "lstm_two_tower" / "1")!r})

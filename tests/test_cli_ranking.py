@@ -84,8 +84,8 @@ def test_ranking_export_serves_score_and_query_prints_candidate_scores(ranking_r
     # din.movielens_100k trains on histories of liked items only: a client must send those, and the export says so
     recorded = json.loads((saved / "din" / "1" / "assets.extra" / "mmrec_inputs.json").read_text())
     assert recorded == {"max_history": 5, "label": "rating >= 4", "history": "positive",
-                        "history_rule": "the user's earlier items with rating >= 4, oldest first; the 5 most "
-                                        "recent known ones are used"}
+                        "history_rule": "the user's earlier items with rating >= 4, oldest first; the model keeps "
+                                        "the 5 most recent known ones"}
     capsys.readouterr()
 
     assert main(["query", str(saved / "din"), "--user", "u1", "--run", str(ranking_run),

@@ -15,6 +15,8 @@ import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
 import mmrec_tf
+from mmrec_tf.data.label_spec import parse_label
+from mmrec_tf.data.preprocessor import Preprocessor
 from mmrec_tf.data.user_buckets import with_user_buckets
 from mmrec_tf.data.labels import sample_negatives
 from mmrec_tf.data.pipeline import build_examples
@@ -102,7 +104,9 @@ def exported_model(request, bucketed, tmp_path_factory):
     space, examples = bucketed
     model = tiny_trained_model(name, space, examples)
     base = tmp_path_factory.mktemp(name)
-    return name, model, space, export_model(model, space, base, name, k=K)
+    # ranking models train on one sampled negative per interaction (tiny_trained_model), retrieval on interactions
+    label = parse_label("sampled") if registered_model(name).task == "ranking" else None
+    return name, model, space, export_model(model, Preprocessor(space, TINY_MAX_HISTORY, label), base, name, k=K)
 
 
 @pytest.mark.slow
@@ -112,6 +116,15 @@ def test_every_catalog_model_exports_and_passes_serve_check(exported_model):
 
     assert report["servable"], report["warnings"]
     assert report["ops"]["unregistered"] == [] and report["unexpected_modules"] == []
+    model = exported_model[1]
+    retrieval = registered_model(name).task == "retrieval"
+    if getattr(model, "max_history", None) and getattr(model, "uses_history", True):
+        assert report["history_rule"] == (f"every earlier item of the user, oldest first; the model keeps the "
+                                          f"{TINY_MAX_HISTORY} most recent known ones")
+    else:
+        assert report["history_rule"] == ("the user's earlier items, oldest first; the model's scores do not read "
+                                          "them, " + ("retrieve leaves them out of its list" if retrieval
+                                                      else "explain compares candidates with them"))
     assert report["warmup"]["records"] >= 1 and report["warmup"]["ok"] == report["warmup"]["records"]
     signatures = report["signatures"]
     expected = (RETRIEVAL_SIGNATURES if registered_model(name).task == "retrieval"

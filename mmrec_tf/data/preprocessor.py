@@ -164,12 +164,15 @@ class Preprocessor:
             record.update(label=self.label.text, history=self.history)
         return record
 
-    def serving_inputs(self) -> dict:
+    def serving_inputs(self, max_history: int | None = None, rating_levels: int = 0) -> dict:
         """What a client must send as ``history`` to an export of a model trained on these examples.
 
         :meth:`record` plus ``history_rule``, one sentence for people. A served
         history must hold the items the training histories held: with
         ``history="positive"`` only the interactions the label calls positive.
+        ``max_history`` is how many of them the model keeps (default: this
+        preprocessor's); ``rating_levels`` > 0 for a rating-aware model, which
+        also takes each history item's rating.
         :func:`~mmrec_tf.export.saved_model.export_model` writes this to
         ``assets.extra/mmrec_inputs.json``.
 
@@ -177,18 +180,24 @@ class Preprocessor:
         >>> from mmrec_tf.data.sources import make_synthetic
         >>> space = FeatureSpace.build(make_synthetic(num_users=2, num_items=4, num_clusters=1))
         >>> Preprocessor(space, 20, parse_label("rating >= 4")).serving_inputs()["history_rule"]
-        "the user's earlier items with rating >= 4, oldest first; the 20 most recent known ones are used"
-        >>> Preprocessor(space, 20).serving_inputs()["history_rule"]
-        'every earlier item of the user, oldest first; the 20 most recent known ones are used'
+        "the user's earlier items with rating >= 4, oldest first; the model keeps the 20 most recent known ones"
+        >>> Preprocessor(space, 20, parse_label("label")).serving_inputs(max_history=5)["history_rule"]
+        "the user's earlier items with label = 1, oldest first; the model keeps the 5 most recent known ones"
+        >>> Preprocessor(space, 20, parse_label("rating >= 4"), "rated").serving_inputs(rating_levels=5)["history_rule"]
+        'every earlier item the user rated, with its rating 1..5 in history_rating, oldest first; the model keeps the 20 most recent known ones'
         """
+        kept = self.max_history if max_history is None else int(max_history)
         if self.label is None or self.history == "all":
-            kept = "every earlier item of the user"
+            items = "every earlier item of the user"
         elif self.history == "positive":
-            kept = f"the user's earlier items with {self.label.text}"
+            liked = f"{self.label.column} = 1" if self.label.explicit else self.label.text
+            items = f"the user's earlier items with {liked}"
+        elif rating_levels:
+            items = f"every earlier item the user rated, with its rating 1..{rating_levels} in history_rating"
         else:
-            kept = "every earlier item the user rated, with its rating (1..rating_levels) in history_rating"
-        return {**self.record(), "history_rule": f"{kept}, oldest first; the {self.max_history} most recent "
-                                                 "known ones are used"}
+            items = "every earlier item the user rated, liked or not"
+        return {**self.record(), "max_history": kept,
+                "history_rule": f"{items}, oldest first; the model keeps the {kept} most recent known ones"}
 
     def examples(self, split: Split) -> dict[str, Examples]:
         """Examples of every split of ``split``: the interactions, or labelled per ``label`` and ``history``.

@@ -31,8 +31,8 @@ feature columns of the training data, e.g. ``title,genres``).
 Example:
 
     catalog = prepare_catalog(model, space, "new_items.csv")
-    export_model(catalog.model, catalog.space, "saved_models", "lstm_two_tower",
-                 catalog_ids=catalog.item_ids)
+    catalog.item_ids, catalog.new_item_ids  # what export_model does with it:
+    export_model(model, data.preprocessor, "saved_models", "lstm_two_tower", catalog="new_items.csv")
 """
 
 from __future__ import annotations

@@ -16,12 +16,10 @@ from mmrec_tf.data.feature_space import FeatureSpace
 from mmrec_tf.data.preprocessor import Preprocessor
 from mmrec_tf.export.item_catalog import prepare_catalog
 from mmrec_tf.export.serving_module import ServingModule
-from mmrec_tf.export.tf_serving import write_warmup_requests
+from mmrec_tf.export.tf_serving import SERVING_INPUTS_RELATIVE_PATH, write_warmup_requests
 from mmrec_tf.export.versioning import write_version_atomically
 from mmrec_tf.model_registration import model_task_kind
 
-#: what ``history`` must hold, written beside the warm-up records when the export is given a Preprocessor
-SERVING_INPUTS_FILE = "mmrec_inputs.json"
 # Known users in each warm-up record: enough rows for `serve-check --compare` to measure top-K overlap.
 WARMUP_USERS = 8
 SAFE_NAME_CHARACTERS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
@@ -52,28 +50,38 @@ def example_requests(space, max_history: int, num_candidates: int = 5, batch: in
     return requests
 
 
-def serving_space(model, preprocessor: Preprocessor | FeatureSpace) -> tuple[FeatureSpace, dict | None]:
+def served_space_and_inputs(model, preprocessor: Preprocessor | FeatureSpace) -> tuple[FeatureSpace, dict | None]:
     """``(space, serving inputs or None)`` of what :func:`export_model` is given, checked against ``model``.
 
-    The signatures keep the model's ``max_history`` most recent items of a request's history. The
-    :class:`~mmrec_tf.data.preprocessor.Preprocessor`'s examples must have held no fewer (a model
-    served longer histories than it trained on would read other inputs); a model that keeps fewer
-    reads only its most recent ones in training too. The returned
-    :meth:`~mmrec_tf.data.preprocessor.Preprocessor.serving_inputs` name the length served. A bare
-    ``FeatureSpace`` says nothing of the history rule: None.
+    The signatures keep the model's ``max_history`` most recent items of a
+    request's history. A retrieval model may keep fewer than its
+    :class:`~mmrec_tf.data.preprocessor.Preprocessor`'s examples held (it
+    reads only its most recent ones in training too), never more: served
+    longer histories than it trained on, it would read other inputs. A ranking
+    model's examples hold exactly its history. The returned
+    :meth:`~mmrec_tf.data.preprocessor.Preprocessor.serving_inputs` name the
+    length served; for a model that does not read the history they say so.
+    A bare ``FeatureSpace`` says nothing of the history rule: None.
     """
     if isinstance(preprocessor, FeatureSpace):
         return preprocessor, None
     if not isinstance(preprocessor, Preprocessor):
         raise TypeError(f"export_model needs the Preprocessor the model's examples were made with (or its "
                         f"FeatureSpace), got {type(preprocessor).__name__}")
+    kind = model_task_kind(model)
     model_history = getattr(model, "max_history", None)
-    if model_history is None:
-        return preprocessor.space, preprocessor.serving_inputs()
-    if int(model_history) > preprocessor.max_history:
+    if model_history is None or not getattr(model, "uses_history", True):
+        record = {key: value for key, value in preprocessor.record().items() if key != "max_history"}
+        use = "retrieve leaves them out of its list" if kind.retrieves else "explain compares candidates with them"
+        return preprocessor.space, {**record, "history_rule": f"the user's earlier items, oldest first; the model's "
+                                                              f"scores do not read them, {use}"}
+    model_history = int(model_history)
+    if model_history > preprocessor.max_history or (kind.labelled and model_history != preprocessor.max_history):
         raise ValueError(f"{type(model).__name__} keeps max_history={model_history} but the preprocessor's examples "
-                         f"keep {preprocessor.max_history}; export with the preprocessor the model was trained with")
-    return preprocessor.space, dataclasses.replace(preprocessor, max_history=int(model_history)).serving_inputs()
+                         f"keep {preprocessor.max_history}; a {kind.name} model's examples keep "
+                         f"{'exactly its history' if kind.labelled else 'at least its history'}: export with the "
+                         "preprocessor the model was trained with")
+    return preprocessor.space, preprocessor.serving_inputs(model_history, int(getattr(model, "rating_levels", 0) or 0))
 
 
 def export_model(model, preprocessor: Preprocessor | FeatureSpace, saved_models_dir: str | os.PathLike, name: str,
@@ -86,7 +94,8 @@ def export_model(model, preprocessor: Preprocessor | FeatureSpace, saved_models_
     ``preprocessor`` is the :class:`~mmrec_tf.data.preprocessor.Preprocessor` the model's examples were
     made with (``data.preprocessor``; for a saved run
     :func:`~mmrec_tf.experiment.run_preprocessor`). Its vocabularies' lookups
-    are exported, its ``max_history`` must be the model's, and what a
+    are exported, its histories must be as long as the model's (a retrieval
+    model's may be longer, see :func:`served_space_and_inputs`), and what a
     request's ``history`` must hold (its
     :meth:`~mmrec_tf.data.preprocessor.Preprocessor.serving_inputs`, e.g. only
     liked items for a model trained on ``history="positive"`` examples) is
@@ -125,7 +134,7 @@ def export_model(model, preprocessor: Preprocessor | FeatureSpace, saved_models_
     PosixPath('saved_models/lstm_two_tower/2')
     """
     check_model_name(name)
-    space, serving_inputs = serving_space(model, preprocessor)
+    space, serving_inputs = served_space_and_inputs(model, preprocessor)
     catalog_ids, new_item_ids = None, []
     if catalog is not None:
         prepared = prepare_catalog(model, space, catalog)
@@ -146,8 +155,8 @@ def export_model(model, preprocessor: Preprocessor | FeatureSpace, saved_models_
                         for signature, names in module.signature_inputs.items()]
             write_warmup_requests(folder, requests, model_name=name)
         if serving_inputs is not None:
-            extra = folder / "assets.extra"
-            extra.mkdir(exist_ok=True)
-            (extra / SERVING_INPUTS_FILE).write_text(json.dumps(serving_inputs, indent=2) + "\n", encoding="utf-8")
+            path = folder / SERVING_INPUTS_RELATIVE_PATH
+            path.parent.mkdir(exist_ok=True)
+            path.write_text(json.dumps(serving_inputs, indent=2) + "\n", encoding="utf-8")
 
     return write_version_atomically(pathlib.Path(saved_models_dir) / name, write, version=version)

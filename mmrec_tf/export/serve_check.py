@@ -36,6 +36,10 @@ from typing import Any
 
 from mmrec_tf.export.versioning import list_versions
 
+#: ``tf_serving.SERVING_INPUTS_RELATIVE_PATH``, not imported from there: that module loads TensorFlow, which this
+#: process leaves to the check process
+SERVING_INPUTS_RELATIVE_PATH = Path("assets.extra") / "mmrec_inputs.json"
+
 __all__ = ["format_serve_check_report", "main", "resolve_version_dir", "serve_check"]
 
 _WORKER = Path(__file__).with_name("serve_check_worker.py")
@@ -138,7 +142,7 @@ def serve_check(
         raise ValueError(report["unreadable"])
     report["model_base_dir"] = str(Path(model_base_dir))
     report["version"] = version
-    inputs_file = version_dir / "assets.extra" / "mmrec_inputs.json"
+    inputs_file = version_dir / SERVING_INPUTS_RELATIVE_PATH
     if inputs_file.is_file():
         try:
             report["history_rule"] = json.loads(inputs_file.read_text(encoding="utf-8"))["history_rule"]

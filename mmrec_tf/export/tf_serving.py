@@ -45,6 +45,7 @@ __all__ = [
     "CONTAINER_MODELS_DIR",
     "MODELS_CONFIG_FILENAME",
     "WARMUP_MAX_RECORDS",
+    "SERVING_INPUTS_RELATIVE_PATH",
     "WARMUP_RELATIVE_PATH",
     "docker_command",
     "read_warmup_requests",
@@ -54,6 +55,8 @@ __all__ = [
 ]
 
 WARMUP_RELATIVE_PATH = Path("assets.extra") / "tf_serving_warmup_requests"
+#: what a request's ``history`` must hold, written by ``export_model`` when it is given a Preprocessor
+SERVING_INPUTS_RELATIVE_PATH = Path("assets.extra") / "mmrec_inputs.json"
 # "Number of warmup records <= 1000." (saved_model_warmup.md)
 WARMUP_MAX_RECORDS = 1000
 MODELS_CONFIG_FILENAME = "models.config"
