@@ -134,11 +134,34 @@ def main() -> None:
     print_table(["model", "valid GAUC (best epoch)", "test GAUC", "test AUC", "test log loss", "GAUC users",
                  "train examples/s (median)"], rows)
     print(f"\nfor scale, {PAPER}")
+    for line in baseline_gaps(results):
+        print(line)
     if args.update_zoo:
         if any(overrides.values()) or args.epochs or args.label != "rating" or args.dataset != "movielens-100k":
             raise SystemExit("--update-zoo records the zoo recipes' numbers on their own protocol; run it without "
                              "--set / --epochs / --label / --dataset")
         update_zoo(results, args.seeds, args.history)
+
+
+def baseline_gaps(results: dict, baseline: str = "embedding_mlp") -> list[str]:
+    """Per model run beside ``baseline``: its mean test GAUC minus the baseline's against twice the larger seed std.
+
+    Issue 16's ranking bar: an attention model beats the baseline when the gap exceeds that margin.
+    """
+    if baseline not in results or len(results[baseline]) < 2:
+        return []
+    base = [r["gauc"] for r in results[baseline]]
+    lines = []
+    for name, runs in results.items():
+        if name == baseline or len(runs) < 2:
+            continue
+        gaucs = [r["gauc"] for r in runs]
+        gap = statistics.mean(gaucs) - statistics.mean(base)
+        margin = 2 * max(statistics.stdev(gaucs), statistics.stdev(base))
+        lines.append(f"{name} - {baseline} mean test GAUC: {gap:+.4f}, twice the larger seed std {margin:.4f} "
+                     f"({gap / margin:.1f}x): {'beats' if gap > margin else 'does not beat'} the baseline by "
+                     "more than twice the larger seed std")
+    return lines
 
 
 def update_zoo(results: dict, seeds: int, history: str) -> None:
