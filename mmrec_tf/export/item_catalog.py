@@ -28,11 +28,11 @@ feature space for another one:
 Command line: ``mmrec export RUN --items items.csv`` (``item_id`` plus the
 feature columns of the training data, e.g. ``title,genres``).
 
-Example:
+Example (``export_model(model, data.preprocessor, "saved_models", "lstm_two_tower",
+catalog="new_items.csv")`` does this first, then serves ``catalog.model``):
 
     catalog = prepare_catalog(model, space, "new_items.csv")
-    catalog.item_ids, catalog.new_item_ids  # what export_model does with it:
-    export_model(model, data.preprocessor, "saved_models", "lstm_two_tower", catalog="new_items.csv")
+    catalog.model, catalog.space, catalog.item_ids, catalog.new_item_ids
 """
 
 from __future__ import annotations
