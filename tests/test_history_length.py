@@ -10,9 +10,8 @@ from mmrec_tf.model_registration import model_task_kind
 from mmrec_tf.registry import create_model
 
 SPACE = FeatureSpace.build(make_synthetic(num_users=4, num_items=9, num_clusters=3, interactions_per_user=6))
-HISTORY_MODELS = [name for name in mmrec_tf.list_models()
-                  if model_task_kind(create_model(name, space=SPACE)).retrieves
-                  and hasattr(create_model(name, space=SPACE), "max_history")]
+HISTORY_MODELS = [name for name, model in ((name, create_model(name, space=SPACE)) for name in mmrec_tf.list_models())
+                  if model_task_kind(model).retrieves and hasattr(model, "max_history")]
 
 
 def test_the_history_reading_retrieval_models_are_all_checked():
