@@ -23,7 +23,12 @@ reference row.
 Models: popularity, two_tower, lstm_two_tower (on the same item features
 as the fusion models, history 20), content_only, vbpr, concat_fusion,
 cross_attention_fusion and sasrec; the last five with their zoo entries
-(``<model>.movielens_100k_mm`` / ``<model>.lastfm_2k_mm``).
+(``<model>.movielens_100k_mm`` / ``<model>.lastfm_2k_mm``); the baselines with
+the recipe of their bare name (:func:`recipe`), with a history of 20. Every model
+trains through :func:`mmrec_tf.experiment.run`, the call ``mmrec train``
+makes, on the split's examples from one
+:class:`~mmrec_tf.data.preprocessor.Preprocessor`; ``run`` measures full
+ranking only, so the sections above are then scored from the trained model.
 
 Recipes are chosen on the validation split: ``--target valid`` scores the
 valid interactions (history: train only) instead of the test ones, and
@@ -53,12 +58,10 @@ import os
 import pathlib
 import statistics
 import sys
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
-import keras  # noqa: E402
 import yaml  # noqa: E402
 from _common import REPOSITORY, SHARED_DATA, mean_std, print_table  # noqa: E402
 
@@ -68,9 +71,8 @@ from mmrec_tf.data.preprocessor import Preprocessor  # noqa: E402
 from mmrec_tf.data.sources import load_dataset  # noqa: E402
 from mmrec_tf.data.splits import cold_start_split, leave_last_out, predefined_split  # noqa: E402
 from mmrec_tf.evaluation.cold_start import evaluate_cold_start  # noqa: E402
-from mmrec_tf.registry import create_model  # noqa: E402
-from mmrec_tf.training import TrainingConfig, train_model  # noqa: E402
-from mmrec_tf.zoo_entry import TRAINING_KEYS, get_zoo_entry  # noqa: E402
+from mmrec_tf.experiment import PreparedData, run  # noqa: E402
+from mmrec_tf.zoo_entry import TRAINING_KEYS  # noqa: E402
 
 MAX_HISTORY = 20
 COLD_FRACTION = 0.2
@@ -84,31 +86,27 @@ MODELS = ("popularity", "two_tower", "lstm_two_tower", *ZOO_MODELS)
 PROTOCOLS = ("standard", "cold_start")
 SECTIONS = {"standard": ("all",), "cold_start": ("warm", "cold_among_cold", "cold_among_all")}
 METRICS = ("recall@20", "ndcg@20", "hr@10")
-BASELINE_RECIPES = {  # name: (architecture without item features, training)
-    "popularity": ({}, {"epochs": 0}),
-    "two_tower": ({"embedding_dim": 32, "logq_correction": True, "remove_accidental_hits": True},
-                  {"epochs": 5, "batch_size": 256, "learning_rate": 0.001}),
-    "lstm_two_tower": ({"embedding_dim": 64, "lstm_units": 64, "max_history": MAX_HISTORY},
-                       {"epochs": 3, "batch_size": 256, "learning_rate": 0.001}),
-}
 
 
 def recipe(model: str, dataset: str, overrides: dict | None = None) -> tuple[str, dict, dict]:
-    """``(name to create, architecture overrides, training)`` of a model on a dataset.
+    """``(name given to run(), architecture overrides, training overrides)`` of a model on a dataset.
 
-    ``overrides`` (``--set``) replace training keys (epochs, batch_size,
-    learning_rate, ...) or architecture arguments, for a sweep on the
-    validation split.
+    The zoo models train as their entry on the dataset; the baselines as
+    their bare name, the recipe ``mmrec train MODEL`` uses (their default
+    entry's), with lstm_two_tower on the dataset's item tables. ``overrides``
+    (``--set``) replace training keys (epochs, batch_size, learning_rate,
+    ...) or architecture arguments, for a sweep on the validation split.
+
+    Example:
+    >>> recipe("lstm_two_tower", "lastfm-2k-mm", {"epochs": 4})
+    ('lstm_two_tower', {'item_features': ['tags', 'tags_minilm', 'vggish', 'whisper']}, {'epochs': 4})
+    >>> recipe("sasrec", "movielens-100k-mm", {"dropout": 0.4})
+    ('sasrec.movielens_100k_mm', {'dropout': 0.4}, {})
     """
     tag, _, features = DATASETS[dataset]
-    if model in ZOO_MODELS:
-        entry = get_zoo_entry(f"{model}.{tag}")
-        name, architecture, training = entry.name, {}, dict(entry.training)
-    else:
-        name, (architecture, training) = model, BASELINE_RECIPES[model]
-        architecture, training = dict(architecture), dict(training)
-        if model == "lstm_two_tower":
-            architecture["item_features"] = features
+    name = f"{model}.{tag}" if model in ZOO_MODELS else model
+    architecture = {"item_features": features} if model == "lstm_two_tower" else {}
+    training = {}
     for key, value in (overrides or {}).items():
         (training if key in TRAINING_KEYS else architecture)[key] = value
     return name, architecture, training
@@ -147,17 +145,14 @@ def run_grid(args) -> list[dict]:
             for seed in range(args.seeds):
                 split = split_for(dataset, protocol, seed)
                 preprocessor = Preprocessor(space, MAX_HISTORY)
-                examples = preprocessor.examples(split)
+                data = PreparedData(dataset, split, preprocessor, preprocessor.examples(split))
                 for model_name in args.models.split(","):
                     label = run_label(model_name, overrides)
                     if (dataset_name, protocol, seed, label) in done:
                         continue
                     name, architecture, training = recipe(model_name, dataset_name, overrides)
-                    keras.utils.set_random_seed(seed)
-                    model = create_model(name, space=space, **architecture)
-                    started = time.perf_counter()
-                    train_model(model, examples["train"], TrainingConfig(**{**training, "seed": seed}), verbose=0)
-                    seconds = time.perf_counter() - started
+                    result = run(name, data, training={**training, "seed": seed}, verbose=0, **architecture)
+                    model, seconds = result.model, result.train_seconds
                     report = evaluate_cold_start(model, split, preprocessor, ks=KS, target=args.target)
                     records.append({"dataset": dataset_name, "protocol": protocol, "seed": seed, "model": label,
                                     "target": args.target, "train_seconds": seconds, "sections": report.sections})
