@@ -26,6 +26,7 @@ from mmrec_tf.data.pipeline import Examples, steps_per_epoch
 from mmrec_tf.data.tfrecord_io import ShardedExamples
 from mmrec_tf.errors import TrainingDivergedError
 from mmrec_tf.lazy_adam import LazyAdam
+from mmrec_tf.model_registration import model_task_kind
 
 OPTIMIZERS = {"adam": keras.optimizers.Adam, "lazy_adam": LazyAdam, "adagrad": keras.optimizers.Adagrad,
               "sgd": keras.optimizers.SGD}
@@ -392,6 +393,35 @@ def _make_dataset(model, examples, batch_size: int, shuffle: bool, seed: int = 0
     return model.make_dataset(examples, batch_size, shuffle=shuffle, seed=seed, **options)
 
 
+def shard_refusal(model) -> str | None:
+    """Why ``model`` cannot train from TFRecord shards (:class:`~mmrec_tf.data.tfrecord_io.ShardedExamples`); None if it can.
+
+    Shards hold one retrieval example a row, dealt across the shards, and
+    stream them as they are. A ranking model needs labelled examples, and a
+    model that lays out its own batches from a user's consecutive examples
+    (``batches_per_epoch``: SASRec's next-item sequences) needs them in
+    memory, in order.
+
+    Example:
+    >>> from mmrec_tf.data.sources import make_synthetic
+    >>> from mmrec_tf.data.feature_space import FeatureSpace
+    >>> from mmrec_tf.registry import create_model
+    >>> space = FeatureSpace.build(make_synthetic(num_users=4, num_items=6, num_clusters=2))
+    >>> shard_refusal(create_model("lstm_two_tower", space=space)) is None
+    True
+    >>> print(shard_refusal(create_model("din", space=space)))
+    din is a ranking model and trains on labelled examples; TFRecord shards (mmrec convert-data) hold retrieval examples, without labels
+    """
+    name = getattr(model, "registry_name", type(model).__name__)
+    if model_task_kind(model).labelled:
+        return (f"{name} is a ranking model and trains on labelled examples; TFRecord shards (mmrec convert-data) "
+                "hold retrieval examples, without labels")
+    if hasattr(model, "batches_per_epoch"):
+        return (f"{name} lays out its batches from each user's consecutive examples, and TFRecord shards deal a "
+                "user's examples to different shards; train it on in-memory examples (Preprocessor.examples)")
+    return None
+
+
 def _shard_by_data(dataset):
     """Multi-worker input: every worker builds the same pipeline and keeps its share of each global batch."""
     options = tf.data.Options()
@@ -417,7 +447,9 @@ def train_model(model, train: Examples | ShardedExamples, config: TrainingConfig
     loop; a model whose batches are not ``config.batch_size`` examples each
     (SASRec batches whole sequences) says how many an epoch has with
     ``model.batches_per_epoch(train, batch_size)``. ``train`` may also be :class:`~mmrec_tf.data.tfrecord_io.ShardedExamples`
-    (TFRecord shards written by ``mmrec convert-data``, read from disk).
+    (TFRecord shards written by ``mmrec convert-data``, read from disk), for
+    the models :func:`shard_refusal` does not refuse (before anything is
+    built).
     Counting-based models (no trainable weights, e.g. popularity) are only
     prepared. With ``valid`` the validation loss and metrics are reported
     each epoch. Training stops with :class:`TrainingDivergedError` at the
@@ -478,6 +510,10 @@ def train_model(model, train: Examples | ShardedExamples, config: TrainingConfig
         raise StrategyError(f"{type(model).__name__} was not created under the strategy's scope; create it inside "
                             "`with strategy.scope():` (mmrec_tf.experiment.run does) so its variables are "
                             "replicated")
+    for examples in (train, valid):
+        refusal = shard_refusal(model) if isinstance(examples, ShardedExamples) else None
+        if refusal:
+            raise ValueError(refusal)
     keras.utils.set_random_seed(config.seed)
     # which epoch the dataset yields; made outside the strategy's scope, where it would be a distributed variable
     epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="data_epoch")

@@ -96,6 +96,25 @@ def test_train_from_shards_matches_the_in_memory_loss_scale(shards, tiny_space, 
     np.testing.assert_allclose(model.item_probability, reference.item_probability)
 
 
+@pytest.mark.parametrize("name, expected", [
+    ("sasrec", "sasrec lays out its batches from each user's consecutive examples, and TFRecord shards deal a "
+               "user's examples to different shards; train it on in-memory examples (Preprocessor.examples)"),
+    ("din", "din is a ranking model and trains on labelled examples; TFRecord shards (mmrec convert-data) hold "
+            "retrieval examples, without labels"),
+])
+@pytest.mark.parametrize("where", ["train", "valid"])
+def test_models_that_cannot_read_shards_are_refused_before_anything_is_built(shards, name, expected, where):
+    train = ShardedExamples(shards, "train")
+    model = create_model(name, space=train.feature_space(), embedding_dim=8, max_history=TINY_MAX_HISTORY)
+    given = {"train": train, "valid": None}
+    if where == "valid":  # in-memory training examples, shards only for validation
+        given = {"train": train.prepare_view(), "valid": ShardedExamples(shards, "valid")}
+    with pytest.raises(ValueError) as refused:
+        train_model(model, given["train"], TrainingConfig(epochs=1), valid=given["valid"], verbose=0)
+    assert str(refused.value) == expected
+    assert not model.built
+
+
 def test_existing_folder_is_refused_and_a_failed_write_leaves_nothing(tiny_split, tiny_space, tmp_path, monkeypatch):
     target = tmp_path / "examples"
     target.mkdir()
