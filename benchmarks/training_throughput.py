@@ -88,7 +88,7 @@ from mmrec_tf.experiment import prepare_data  # noqa: E402
 from mmrec_tf.registry import create_model, list_models, registered_model  # noqa: E402
 from mmrec_tf.task_kinds import task_kind  # noqa: E402
 from mmrec_tf.training import (OPTIMIZERS, TrainingConfig, epoch_steps, resolve_jit_compile,  # noqa: E402
-                               resolve_steps_per_execution)
+                               resolve_steps_per_execution, training_dataset)
 from mmrec_tf.zoo_entry import get_zoo_entry  # noqa: E402
 
 TAG = "movielens_100k"
@@ -186,8 +186,8 @@ def ready_like_train_model(model, train: Examples, config: TrainingConfig, label
                       config.steps_per_execution, [], epoch_steps(model, train, config.batch_size)))
 
     def epoch_batches(epoch):
-        return model.make_dataset(train, config.batch_size, shuffle=True, seed=config.seed, epochs=epoch + 1,
-                                  first_epoch=epoch)
+        return training_dataset(model, train, config.batch_size, shuffle=True, seed=config.seed, epochs=epoch + 1,
+                                first_epoch=epoch)
 
     model(next(iter(epoch_batches(0))))
     return Contender(label, model, epoch_batches, len(train), config.batch_size,
@@ -219,7 +219,7 @@ def model_contender(name: str, space, train: Examples, label: str, policy: str =
 
 
 def measure_pipeline(name: str, space, train: Examples, epochs: int) -> tuple[float, float]:
-    """Examples/s of the model's own training ``tf.data`` pipeline with the model removed.
+    """Examples/s of the model's training ``tf.data`` pipeline (``training_dataset``) with the model removed.
 
     Returns ``(in_graph, python_loop)``: each epoch's dataset consumed by
     ``Dataset.reduce`` (batches pulled inside the TF runtime, as ``fit``'s
@@ -232,8 +232,8 @@ def measure_pipeline(name: str, space, train: Examples, epochs: int) -> tuple[fl
     model.prepare(train)
     in_graph, python_loop = [], []
     for epoch in range(epochs):
-        dataset = model.make_dataset(train, config.batch_size, shuffle=True, seed=config.seed, epochs=epoch + 1,
-                                     first_epoch=epoch)
+        dataset = training_dataset(model, train, config.batch_size, shuffle=True, seed=config.seed, epochs=epoch + 1,
+                                   first_epoch=epoch)
         started = time.perf_counter()
         dataset.reduce(np.int64(0), lambda count, batch: count + tf.shape(batch["item_id"], out_type=tf.int64)[0])
         in_graph.append(time.perf_counter() - started)

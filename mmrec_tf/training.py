@@ -22,7 +22,8 @@ import keras
 import tensorflow as tf
 
 from mmrec_tf.checkpoints import Checkpoint, find_checkpoint, write_checkpoint
-from mmrec_tf.data.pipeline import Examples, steps_per_epoch
+from mmrec_tf.data.pipeline import (NEXT_ITEM_SEQUENCES, Examples, make_tf_dataset, next_item_sequences,
+                                   steps_per_epoch)
 from mmrec_tf.data.tfrecord_io import ShardedExamples
 from mmrec_tf.errors import TrainingDivergedError
 from mmrec_tf.lazy_adam import LazyAdam
@@ -383,14 +384,73 @@ class ChiefBackupAndRestore(keras.callbacks.Callback):
 
 
 def _logq_probability(model):
-    return getattr(model, "item_probability", None) if getattr(model, "logq_correction", False) else None
+    """The training target frequencies the model counted in ``prepare``, when it corrects its softmax by them."""
+    if not getattr(model, "logq_correction", False):
+        return None
+    probability = getattr(model, "item_probability", None)
+    if probability is None:
+        raise ValueError(f"{getattr(model, 'registry_name', type(model).__name__)}: call model.prepare(train_examples) "
+                         "before laying out its batches; logQ correction needs the training item frequencies")
+    return probability
 
 
-def _make_dataset(model, examples, batch_size: int, shuffle: bool, seed: int = 0, **options):
+def _lays_out_sequences(model) -> bool:
+    return getattr(model, "example_layout", None) == NEXT_ITEM_SEQUENCES
+
+
+def training_dataset(model, examples: Examples | ShardedExamples, batch_size: int, shuffle: bool = True,
+                     seed: int = 0, **options) -> tf.data.Dataset:
+    """The ``tf.data`` batches ``model`` trains and validates on (after ``model.prepare``), laid out in this one place.
+
+    What the model declares decides the layout; the rows themselves come from
+    the :class:`~mmrec_tf.data.preprocessor.Preprocessor`:
+
+    - a ranking model (a labelled task kind): the labelled examples as they
+      are, after ``model.check_examples`` (labels present and valid, history
+      length the model's);
+    - a model with ``example_layout = "next_item_sequences"`` (SASRec): the
+      rows re-laid by :func:`~mmrec_tf.data.pipeline.next_item_sequences`
+      (windows of ``model.max_history`` every ``model.sequence_stride``
+      items), each position's next item with its logQ probability
+      (``next_item_probability``) when ``model.logq_correction``;
+    - every other retrieval model: the examples as they are, each target
+      with its logQ probability (``item_probability``) when
+      ``model.logq_correction``.
+
+    ``examples`` may be :class:`~mmrec_tf.data.tfrecord_io.ShardedExamples`
+    for the models :func:`shard_refusal` does not refuse. ``options`` go to
+    :func:`~mmrec_tf.data.pipeline.make_tf_dataset` (``epochs``,
+    ``first_epoch``, ``epoch``).
+
+    Example:
+    >>> from mmrec_tf.data import FeatureSpace, build_examples, leave_last_out, load_dataset
+    >>> from mmrec_tf.registry import create_model
+    >>> ds = load_dataset("synthetic", num_users=6, num_items=8, num_clusters=2, interactions_per_user=6)
+    >>> space = FeatureSpace.build(ds)
+    >>> train = build_examples(leave_last_out(ds), space, max_history=4)["train"]
+    >>> sasrec = create_model("sasrec", space=space, max_history=4, embedding_dim=8)
+    >>> sasrec.prepare(train)
+    >>> batch = next(iter(training_dataset(sasrec, train, 64, shuffle=False)))
+    >>> len(train), tuple(batch["next_items"].shape), epoch_steps(sasrec, train, 64)
+    (24, (6, 4), 1)
+    """
+    refusal = shard_refusal(model) if isinstance(examples, ShardedExamples) else None
+    if refusal:
+        raise ValueError(refusal)
+    probability = _logq_probability(model)
     if isinstance(examples, ShardedExamples):
-        return examples.make_dataset(batch_size, shuffle=shuffle, seed=seed,
-                                     item_probability=_logq_probability(model), **options)
-    return model.make_dataset(examples, batch_size, shuffle=shuffle, seed=seed, **options)
+        return examples.make_dataset(batch_size, shuffle=shuffle, seed=seed, item_probability=probability, **options)
+    if model_task_kind(model).labelled:
+        model.check_examples(examples)
+        return make_tf_dataset(examples, batch_size, shuffle=shuffle, seed=seed, **options)
+    if _lays_out_sequences(model):
+        sequences = next_item_sequences(examples, model.max_history, model.sequence_stride)
+        if not len(sequences):
+            raise ValueError(f"{model.registry_name}: none of the {len(examples)} examples has a history to learn from")
+        if probability is not None:
+            sequences.extras["next_item_probability"] = probability[sequences.extras["next_items"]]
+        return make_tf_dataset(sequences, batch_size, shuffle=shuffle, seed=seed, **options)
+    return make_tf_dataset(examples, batch_size, shuffle=shuffle, seed=seed, item_probability=probability, **options)
 
 
 def shard_refusal(model) -> str | None:
@@ -398,9 +458,8 @@ def shard_refusal(model) -> str | None:
 
     Shards hold one retrieval example a row, dealt across the shards, and
     stream them as they are. A ranking model needs labelled examples, and a
-    model that lays out its own batches from a user's consecutive examples
-    (``batches_per_epoch``: SASRec's next-item sequences) needs them in
-    memory, in order.
+    model trained on next-item sequences (``example_layout``, SASRec) needs
+    each user's consecutive examples in memory, in order.
 
     Example:
     >>> from mmrec_tf.data.sources import make_synthetic
@@ -416,7 +475,7 @@ def shard_refusal(model) -> str | None:
     if model_task_kind(model).labelled:
         return (f"{name} is a ranking model and trains on labelled examples; TFRecord shards (mmrec convert-data) "
                 "hold retrieval examples, without labels")
-    if hasattr(model, "batches_per_epoch"):
+    if _lays_out_sequences(model):
         return (f"{name} lays out its batches from each user's consecutive examples, and TFRecord shards deal a "
                 "user's examples to different shards; train it on in-memory examples (Preprocessor.examples)")
     return None
@@ -430,9 +489,9 @@ def _shard_by_data(dataset):
 
 
 def epoch_steps(model, train, batch_size: int) -> int:
-    """Batches in one epoch of ``model.make_dataset(train, batch_size)``: ``model.batches_per_epoch`` where defined."""
-    if hasattr(model, "batches_per_epoch") and not isinstance(train, ShardedExamples):
-        return model.batches_per_epoch(train, batch_size)
+    """Batches in one epoch of :func:`training_dataset` ``(model, train, batch_size)``."""
+    if _lays_out_sequences(model) and not isinstance(train, ShardedExamples):
+        return steps_per_epoch(len(next_item_sequences(train, model.max_history, model.sequence_stride)), batch_size)
     return steps_per_epoch(len(train), batch_size)
 
 
@@ -442,14 +501,14 @@ def train_model(model, train: Examples | ShardedExamples, config: TrainingConfig
                 prepare_examples: Examples | None = None, optimizer: keras.optimizers.Optimizer | None = None):
     """Fit ``model`` on ``train`` examples with ``config``; returns the Keras History (or None).
 
-    The model builds its own batches (``model.prepare(train)`` then
-    ``model.make_dataset(...)``), so retrieval and ranking models share this
-    loop; a model whose batches are not ``config.batch_size`` examples each
-    (SASRec batches whole sequences) says how many an epoch has with
-    ``model.batches_per_epoch(train, batch_size)``. ``train`` may also be :class:`~mmrec_tf.data.tfrecord_io.ShardedExamples`
+    The model counts what it needs from the training data
+    (``model.prepare(train)``: logQ frequencies, popularity counts, which
+    items are trained), then trains on the batches :func:`training_dataset`
+    lays out for it, so retrieval and ranking models share this loop.
+    ``train`` may also be :class:`~mmrec_tf.data.tfrecord_io.ShardedExamples`
     (TFRecord shards written by ``mmrec convert-data``, read from disk), for
-    the models :func:`shard_refusal` does not refuse (before anything is
-    built).
+    the models :func:`shard_refusal` does not refuse (refused before
+    anything is built).
     Counting-based models (no trainable weights, e.g. popularity) are only
     prepared. With ``valid`` the validation loss and metrics are reported
     each epoch. Training stops with :class:`TrainingDivergedError` at the
@@ -534,8 +593,8 @@ def train_model(model, train: Examples | ShardedExamples, config: TrainingConfig
             first_epoch = min(restore.epoch if restore is not None else 0, config.epochs)
             callbacks.append(ChiefBackupAndRestore(checkpoint_dir, strategy, restore))
         callbacks.append(DataEpoch(epoch))
-        dataset = _make_dataset(model, train, config.batch_size, shuffle=True, seed=config.seed, epoch=epoch)
-        validation = (_make_dataset(model, valid, config.batch_size, shuffle=False)
+        dataset = training_dataset(model, train, config.batch_size, shuffle=True, seed=config.seed, epoch=epoch)
+        validation = (training_dataset(model, valid, config.batch_size, shuffle=False)
                       if valid is not None and len(valid) else None)
         if strategy is not None:
             dataset = _shard_by_data(dataset)
@@ -551,7 +610,7 @@ def train_model(model, train: Examples | ShardedExamples, config: TrainingConfig
             model.compile(optimizer=optimizer or OPTIMIZERS[config.optimizer](learning_rate=config.learning_rate),
                           jit_compile=jit_compile, steps_per_execution=steps_per_execution)
             # one batch builds and traces the model, taken from a separate unshuffled pipeline
-            model(next(iter(_make_dataset(model, train, config.batch_size, shuffle=False, epochs=1))))
+            model(next(iter(training_dataset(model, train, config.batch_size, shuffle=False, epochs=1))))
         with _multi_worker_dict_inputs(model, strategy):
             return model.fit(dataset, epochs=config.epochs, initial_epoch=first_epoch, validation_data=validation,
                              callbacks=callbacks, verbose=verbose, shuffle=False)

@@ -55,7 +55,7 @@ from mmrec_tf.data.vocabulary_growth import (VocabularyGrowth, grow_space, id_ty
 from mmrec_tf.experiment import MODEL_FILE, RUN_FILE, SPACE_FOLDER, load_run, load_run_data, run_preprocessor
 from mmrec_tf.layers.item_feature_encoder import table_arrays
 from mmrec_tf.registry import accepted_arguments
-from mmrec_tf.training import OPTIMIZERS, TrainingConfig, train_model
+from mmrec_tf.training import OPTIMIZERS, TrainingConfig, train_model, training_dataset
 
 UPDATE_KEY = "update"
 _CONFIG_ONLY = ("num_users", "num_items", "trainable", "dtype")
@@ -144,7 +144,7 @@ def _build(model, examples: Examples, batch_size: int = 64) -> None:
     model.prepare(examples)
     if not model.built:
         model.build()
-    model(next(iter(model.make_dataset(examples, batch_size, shuffle=False, epochs=1))))
+    model(next(iter(training_dataset(model, examples, batch_size, shuffle=False, epochs=1))))
 
 
 def _local_path(model, variable) -> str:

@@ -174,11 +174,12 @@ def test_best_epoch_survives_a_resume(tmp_path):
     """The best validation epoch is kept beside the checkpoints, so a resumed run still ends on it."""
     from mmrec_tf.experiment import BestValidationEpoch
     from mmrec_tf.registry import create_model
+    from mmrec_tf.training import training_dataset
 
     dataset = make_synthetic(num_users=20, num_items=8, num_clusters=2, interactions_per_user=20)
     data = prepare_data(dataset, **data_settings("embedding_mlp", max_history=3))
     model = create_model("embedding_mlp", space=data.space, embedding_dim=4, hidden_units=[4], max_history=3)
-    model(model.make_dataset(data.examples["valid"], 8, shuffle=False).take(1).get_single_element())
+    model(training_dataset(model, data.examples["valid"], 8, shuffle=False).take(1).get_single_element())
     first = BestValidationEpoch(data.examples["valid"], state_dir=tmp_path)
     first.set_model(model)
     first.on_epoch_end(2)

@@ -29,7 +29,7 @@ from mmrec_tf.layers.dice import Dice
 from mmrec_tf.layers.target_attention import TargetAttention
 from mmrec_tf.models import DIN, ArticleLSTM, EmbeddingMLP
 from mmrec_tf.registry import create_model, list_models
-from mmrec_tf.training import TrainingConfig, train_model
+from mmrec_tf.training import TrainingConfig, train_model, training_dataset
 
 TINY = {"article_lstm": {"embedding_dim": 8, "lstm_units": 8},
         "embedding_mlp": {"embedding_dim": 8, "hidden_units": [16], "max_history": 6},
@@ -419,11 +419,11 @@ def test_ranking_model_rejects_unusable_examples(synthetic_space):
     model = create_model("din", space=synthetic_space, **TINY["din"])
     examples = _examples(3, rating=[5, 3, 4])
     with pytest.raises(ValueError, match="no 'label' field"):
-        model.make_dataset(examples, 2)
+        training_dataset(model, examples, 2)
     with pytest.raises(ValueError, match="must be 0 or 1 .* example 0 has 5.0"):
-        model.make_dataset(_examples(3, label=[5, 3, 4]), 2)
+        training_dataset(model, _examples(3, label=[5, 3, 4]), 2)
     with pytest.raises(ValueError, match="histories of length 2 but the model serves max_history=6"):
-        model.make_dataset(label_by_threshold(examples), 2)
+        training_dataset(model, label_by_threshold(examples), 2)
     with pytest.raises(ValueError, match="activation must be"):
         DIN(num_users=2, num_items=2, activation="swishy")
 
@@ -520,13 +520,13 @@ def test_rating_aware_din_learns_how_the_user_rated_similar_movies():
 def test_rating_aware_model_checks_its_history_rating_feature():
     model = _genre_model(EmbeddingMLP, rating_levels=5)
     examples = _liked_similar_data(0, num_users=2)
-    model.make_dataset(examples, 4)
+    training_dataset(model, examples, 4)
     without = Examples(examples.user_id, examples.item_id, examples.history, {"label": examples.extras["label"]})
     with pytest.raises(ValueError, match="needs the examples' 'history_rating' field .* history='rated'"):
-        model.make_dataset(without, 4)
+        training_dataset(model, without, 4)
     too_high = dict(examples.extras, history_rating=examples.extras["history_rating"] + 1)
     with pytest.raises(ValueError, match="history_rating must be 1..5 at every history item and 0 at padding"):
-        model.make_dataset(Examples(examples.user_id, examples.item_id, examples.history, too_high), 4)
+        training_dataset(model, Examples(examples.user_id, examples.item_id, examples.history, too_high), 4)
     with pytest.raises(ValueError, match="needs the 'history_rating' feature"):
         model({"user_id": examples.user_id[:1], "history": examples.history[:1], "item_id": examples.item_id[:1]})
     with pytest.raises(ValueError, match="rating_levels must be a whole number"):

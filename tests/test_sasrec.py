@@ -16,7 +16,7 @@ from mmrec_tf.export.saved_model import export_model
 from mmrec_tf.models import SASRec
 from mmrec_tf.registry import create_model
 from mmrec_tf.tasks import Retrieval
-from mmrec_tf.training import TrainingConfig, train_model
+from mmrec_tf.training import TrainingConfig, epoch_steps, train_model, training_dataset
 
 from conftest import TINY_MAX_HISTORY
 
@@ -63,7 +63,7 @@ def test_a_sequence_stride_of_one_trains_a_window_ending_at_every_target(tiny_sp
     train = tiny_examples["train"]
     model = create_model("sasrec", space=tiny_space, sequence_stride=1, **TINY)
     with_history = int(((train.history > 0).sum(axis=1) > 0).sum())
-    assert model.batches_per_epoch(train, batch_size=1) == with_history
+    assert epoch_steps(model, train, batch_size=1) == with_history
     assert SASRec.from_config(model.get_config()).sequence_stride == 1
 
 def test_candidate_mask_drops_columns_as_negatives_and_keeps_each_positive():
@@ -171,7 +171,7 @@ def test_full_softmax_leaves_untrained_items_out_of_the_training_catalog(tiny_sp
     subset = type(train)(train.user_id[keep], train.item_id[keep], train.history[keep],
                          {key: value[keep] for key, value in train.extras.items()})
     model.prepare(subset)
-    batch = next(iter(model.make_dataset(subset, 16, shuffle=False, epochs=1)))
+    batch = next(iter(training_dataset(model, subset, 16, shuffle=False, epochs=1)))
 
     def loss():
         return float(model.compute_loss(batch, y_pred=model(batch, training=False), training=False))

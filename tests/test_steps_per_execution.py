@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from mmrec_tf.errors import TrainingDivergedError
 from mmrec_tf.models import TwoTower
-from mmrec_tf.training import AUTO_STEPS_PER_EXECUTION, TrainingConfig, epoch_steps, train_model
+from mmrec_tf.training import AUTO_STEPS_PER_EXECUTION, TrainingConfig, epoch_steps, train_model, training_dataset
 
 BATCH = 13  # the tiny training split's 480 examples make 37 batches (36 of 13, one of 12): a prime count
 
@@ -28,8 +28,8 @@ def recording_model(space, seen: tf.Variable):
 
 def epoch_stream(model, train, epochs: int, first_epoch: int = 0) -> list[list[int]]:
     """Each epoch's item ids, in order, as the seeded stream of epochs lays them out."""
-    batches = [b["item_id"].numpy().tolist() for b in model.make_dataset(train, BATCH, shuffle=True, seed=0,
-                                                                         epochs=epochs, first_epoch=first_epoch)]
+    batches = [b["item_id"].numpy().tolist() for b in training_dataset(model, train, BATCH, shuffle=True, seed=0,
+                                                                       epochs=epochs, first_epoch=first_epoch)]
     steps = epoch_steps(model, train, BATCH)
     return [sum(batches[e * steps:(e + 1) * steps], []) for e in range(epochs - first_epoch)]
 

@@ -20,6 +20,8 @@ from mmrec_tf.data.grouping import items_by_user, run_bounds
 from mmrec_tf.data.splits import SPLITS, Split
 
 VISIBLE_HISTORY = {"train": ("train",), "valid": ("train",), "test": ("train", "valid")}
+# the ``example_layout`` of a model trained on :func:`next_item_sequences` (every position predicts its next item)
+NEXT_ITEM_SEQUENCES = "next_item_sequences"
 
 
 @dataclasses.dataclass

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from mmrec_tf.data.pipeline import Examples, make_tf_dataset
+from mmrec_tf.data.pipeline import Examples
 from mmrec_tf.tasks import Ranking
 from mmrec_tf.tasks.replicas import replica_share
 
@@ -84,7 +84,7 @@ class RankingModel(keras.Model):
         labels = y if y is not None else x.get(self.label_feature) if isinstance(x, dict) else None
         if labels is None:
             raise ValueError(f"{type(self).__name__}: each batch needs the target feature "
-                             f"{self.label_feature!r}; build batches with model.make_dataset from labelled "
+                             f"{self.label_feature!r}; build batches with mmrec_tf.training.training_dataset from labelled "
                              "examples (mmrec_tf.data.labels)")
         loss = self.task(labels, y_pred, sample_weight=sample_weight)
         self.task.update_metrics(labels, y_pred, sample_weight=sample_weight)
@@ -123,14 +123,6 @@ class RankingModel(keras.Model):
     def prepare(self, train_examples: Examples) -> None:
         """Check the training examples before gradients (labels present and valid)."""
         self.check_examples(train_examples)
-
-    def make_dataset(self, examples: Examples, batch_size: int, shuffle: bool = True, seed: int = 0, **options):
-        """Labelled ``tf.data`` batches this model trains and validates on.
-
-        ``options`` go to :func:`~mmrec_tf.data.pipeline.make_tf_dataset` (``epochs``, ``first_epoch``).
-        """
-        self.check_examples(examples)
-        return make_tf_dataset(examples, batch_size, shuffle=shuffle, seed=seed, **options)
 
     def get_config(self):
         config = super().get_config()

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from mmrec_tf.data.pipeline import item_frequencies, make_tf_dataset
+from mmrec_tf.data.pipeline import item_frequencies
 from mmrec_tf.tasks import FactorizedTopK, Retrieval
 from mmrec_tf.tasks.replicas import replica_share
 
@@ -128,7 +128,7 @@ class RetrievalModel(keras.Model):
         probability = x.get("item_probability") if self.logq_correction else None
         if self.logq_correction and probability is None:
             raise ValueError("logq_correction=True needs an 'item_probability' feature in each batch; "
-                             "build batches with model.make_dataset")
+                             "build batches with mmrec_tf.training.training_dataset")
         loss = self.task(y_pred["user_embedding"], y_pred["item_embedding"], sample_weight=sample_weight,
                          candidate_sampling_probability=probability,
                          candidate_ids=x["item_id"] if self.remove_accidental_hits else None)
@@ -148,18 +148,6 @@ class RetrievalModel(keras.Model):
     def prepare(self, train_examples) -> None:
         """Count what the training data fixes before gradients: target item frequencies for logQ."""
         self.item_probability = item_frequencies(train_examples, self.num_items)
-
-    def make_dataset(self, examples, batch_size: int, shuffle: bool = True, seed: int = 0, **options):
-        """The ``tf.data`` pipeline this model trains and validates on (after :meth:`prepare`).
-
-        ``options`` go to :func:`~mmrec_tf.data.pipeline.make_tf_dataset` (``epochs``, ``first_epoch``).
-        """
-        probability = getattr(self, "item_probability", None)
-        if self.logq_correction and probability is None:
-            raise ValueError("call prepare(train_examples) before make_dataset: logQ correction needs "
-                             "the training item frequencies")
-        return make_tf_dataset(examples, batch_size, shuffle=shuffle, seed=seed,
-                               item_probability=probability if self.logq_correction else None, **options)
 
     def get_config(self):
         config = super().get_config()

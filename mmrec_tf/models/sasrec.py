@@ -7,7 +7,7 @@ import keras_hub
 import numpy as np
 from keras import ops
 
-from mmrec_tf.data.pipeline import make_tf_dataset, next_item_sequences, steps_per_epoch
+from mmrec_tf.data.pipeline import NEXT_ITEM_SEQUENCES, next_item_sequences
 from mmrec_tf.models.sequence_retrieval_model import SequenceRetrievalModel
 from mmrec_tf.model_registration import register_model
 from mmrec_tf.tasks.replicas import replica_share
@@ -29,10 +29,11 @@ class SASRec(SequenceRetrievalModel):
     history item is the user vector. Item ``t`` sees items ``0..t`` only.
 
     Trained with SASRec's objective: every history position predicts the item
-    that followed it (:func:`~mmrec_tf.data.pipeline.next_item_sequences`
-    lays the examples out, windows of ``max_history`` items every
-    ``sequence_stride`` items, by default not overlapping; a batch is
-    ``batch_size`` such sequences). The
+    that followed it (its ``example_layout``:
+    :func:`~mmrec_tf.training.training_dataset` lays the examples out with
+    :func:`~mmrec_tf.data.pipeline.next_item_sequences`, windows of
+    ``max_history`` items every ``sequence_stride`` items, by default not
+    overlapping; a batch is ``batch_size`` such sequences). The
     loss is the :class:`~mmrec_tf.tasks.Retrieval` softmax over the batch's
     flattened positions (in-batch negatives, logQ correction, accidental-hit
     removal; padding positions are neither queries nor negatives), or with
@@ -56,6 +57,8 @@ class SASRec(SequenceRetrievalModel):
     >>> tuple(out["user_embedding"].shape)
     (2, 8)
     """
+
+    example_layout = NEXT_ITEM_SEQUENCES  # training_dataset lays its batches out as next-item sequences
 
     def __init__(self, num_users: int, num_items: int, item_feature_specs: dict | None = None,
                  embedding_dim: int = 64, num_blocks: int = 2, num_heads: int = 1,
@@ -190,7 +193,7 @@ class SASRec(SequenceRetrievalModel):
         """The task's softmax over every history position that has a next item (padding rows weigh 0)."""
         if "sequence_embedding" not in y_pred:
             raise ValueError("SASRec trains on next-item sequences (a 'next_items' feature); build batches with "
-                             "model.make_dataset")
+                             "mmrec_tf.training.training_dataset")
         states = y_pred["sequence_embedding"]
         queries = ops.reshape(states, (-1, ops.shape(states)[-1]))
         targets = ops.reshape(ops.cast(x["next_items"], "int32"), (-1,))
@@ -222,34 +225,15 @@ class SASRec(SequenceRetrievalModel):
             loss = loss + replica_share(ops.sum(self.losses))
         return loss
 
-    def _sequences(self, examples):
-        return next_item_sequences(examples, self.max_history, self.sequence_stride)
-
     def prepare(self, train_examples) -> None:
         """Next-item frequencies over the training sequences, for logQ; with ``zero_untrained_ids`` the trained items."""
-        sequences = self._sequences(train_examples)
+        sequences = next_item_sequences(train_examples, self.max_history, self.sequence_stride)
         targets = sequences.extras["next_items"].ravel()
         counts = np.bincount(targets, minlength=self.num_items + 1).astype(np.float64)
         counts[0] = 0.0
         self.item_probability = (counts / max(counts.sum(), 1.0)).astype(np.float32)
         if self.zero_untrained_ids:
             self.record_trained_items(np.concatenate([targets, np.asarray(sequences.history, np.int64).ravel()]))
-
-    def batches_per_epoch(self, examples, batch_size: int) -> int:
-        return steps_per_epoch(len(self._sequences(examples)), batch_size)
-
-    def make_dataset(self, examples, batch_size: int, shuffle: bool = True, seed: int = 0, **options):
-        """Batches of ``batch_size`` next-item sequences (:func:`~mmrec_tf.data.pipeline.next_item_sequences`)."""
-        sequences = self._sequences(examples)
-        if not len(sequences):
-            raise ValueError(f"SASRec: none of the {len(examples)} examples has a history to learn from")
-        probability = getattr(self, "item_probability", None)
-        if self.logq_correction:
-            if probability is None:
-                raise ValueError("call prepare(train_examples) before make_dataset: logQ correction needs "
-                                 "the training item frequencies")
-            sequences.extras["next_item_probability"] = probability[sequences.extras["next_items"]]
-        return make_tf_dataset(sequences, batch_size, shuffle=shuffle, seed=seed, **options)
 
     def get_config(self):
         config = super().get_config()
