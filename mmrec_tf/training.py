@@ -454,7 +454,7 @@ def training_dataset(model, examples: Examples | ShardedExamples, batch_size: in
 
 
 def shard_refusal(model) -> str | None:
-    """Why ``model`` cannot train from TFRecord shards (:class:`~mmrec_tf.data.tfrecord_io.ShardedExamples`); None if it can.
+    """Why ``model`` cannot train from TFRecord shards (:class:`~mmrec_tf.data.tfrecord_io.ShardedExamples`), or None.
 
     Shards hold one retrieval example a row, dealt across the shards, and
     stream them as they are. A ranking model needs labelled examples, and a
@@ -468,16 +468,17 @@ def shard_refusal(model) -> str | None:
     >>> space = FeatureSpace.build(make_synthetic(num_users=4, num_items=6, num_clusters=2))
     >>> shard_refusal(create_model("lstm_two_tower", space=space)) is None
     True
-    >>> print(shard_refusal(create_model("din", space=space)))
-    din is a ranking model and trains on labelled examples; TFRecord shards (mmrec convert-data) hold retrieval examples, without labels
+    >>> shard_refusal(create_model("din", space=space)).split(";")[0]
+    'din is a ranking model and trains on labelled examples'
     """
     name = getattr(model, "registry_name", type(model).__name__)
     if model_task_kind(model).labelled:
         return (f"{name} is a ranking model and trains on labelled examples; TFRecord shards (mmrec convert-data) "
                 "hold retrieval examples, without labels")
     if _lays_out_sequences(model):
-        return (f"{name} lays out its batches from each user's consecutive examples, and TFRecord shards deal a "
-                "user's examples to different shards; train it on in-memory examples (Preprocessor.examples)")
+        return (f"{name} trains on next-item sequences laid out from each user's consecutive examples, and "
+                "TFRecord shards deal a user's examples to different shards; train it on in-memory examples "
+                "(Preprocessor.examples)")
     return None
 
 

@@ -97,8 +97,9 @@ def test_train_from_shards_matches_the_in_memory_loss_scale(shards, tiny_space, 
 
 
 @pytest.mark.parametrize("name, expected", [
-    ("sasrec", "sasrec lays out its batches from each user's consecutive examples, and TFRecord shards deal a "
-               "user's examples to different shards; train it on in-memory examples (Preprocessor.examples)"),
+    ("sasrec", "sasrec trains on next-item sequences laid out from each user's consecutive examples, and "
+               "TFRecord shards deal a user's examples to different shards; train it on in-memory examples "
+               "(Preprocessor.examples)"),
     ("din", "din is a ranking model and trains on labelled examples; TFRecord shards (mmrec convert-data) hold "
             "retrieval examples, without labels"),
 ])

@@ -84,8 +84,8 @@ class RankingModel(keras.Model):
         labels = y if y is not None else x.get(self.label_feature) if isinstance(x, dict) else None
         if labels is None:
             raise ValueError(f"{type(self).__name__}: each batch needs the target feature "
-                             f"{self.label_feature!r}; build batches with mmrec_tf.training.training_dataset from labelled "
-                             "examples (mmrec_tf.data.labels)")
+                             f"{self.label_feature!r}; build batches with mmrec_tf.training.training_dataset from "
+                             "labelled examples (mmrec_tf.data.labels)")
         loss = self.task(labels, y_pred, sample_weight=sample_weight)
         self.task.update_metrics(labels, y_pred, sample_weight=sample_weight)
         if training:
