@@ -29,6 +29,8 @@ trains through :func:`mmrec_tf.experiment.run`, the call ``mmrec train``
 makes, on the split's examples from one
 :class:`~mmrec_tf.data.preprocessor.Preprocessor`; ``run`` measures full
 ranking only, so the sections above are then scored from the trained model.
+The seconds printed per run are ``run``'s training time, which includes
+the validation loss Keras computes after each epoch.
 
 Recipes are chosen on the validation split: ``--target valid`` scores the
 valid interactions (history: train only) instead of the test ones, and

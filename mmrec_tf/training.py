@@ -22,12 +22,11 @@ import keras
 import tensorflow as tf
 
 from mmrec_tf.checkpoints import Checkpoint, find_checkpoint, write_checkpoint
-from mmrec_tf.data.pipeline import (NEXT_ITEM_SEQUENCES, Examples, make_tf_dataset, next_item_sequences,
-                                   steps_per_epoch)
+from mmrec_tf.data.pipeline import (LABELLED_EXAMPLES, NEXT_ITEM_SEQUENCES, Examples, make_tf_dataset,
+                                   next_item_sequences, steps_per_epoch)
 from mmrec_tf.data.tfrecord_io import ShardedExamples
 from mmrec_tf.errors import TrainingDivergedError
 from mmrec_tf.lazy_adam import LazyAdam
-from mmrec_tf.model_registration import model_task_kind
 
 OPTIMIZERS = {"adam": keras.optimizers.Adam, "lazy_adam": LazyAdam, "adagrad": keras.optimizers.Adagrad,
               "sgd": keras.optimizers.SGD}
@@ -383,44 +382,46 @@ class ChiefBackupAndRestore(keras.callbacks.Callback):
         shutil.rmtree(self.scratch or self.backup_dir, ignore_errors=True)
 
 
+def _model_name(model) -> str:
+    return getattr(model, "registry_name", type(model).__name__)
+
+
 def _logq_probability(model):
     """The training target frequencies the model counted in ``prepare``, when it corrects its softmax by them."""
     if not getattr(model, "logq_correction", False):
         return None
     probability = getattr(model, "item_probability", None)
     if probability is None:
-        raise ValueError(f"{getattr(model, 'registry_name', type(model).__name__)}: call model.prepare(train_examples) "
-                         "before laying out its batches; logQ correction needs the training item frequencies")
+        raise ValueError(f"{_model_name(model)}: call model.prepare(train_examples) before laying out its batches; "
+                         "logQ correction needs the training item frequencies")
     return probability
-
-
-def _lays_out_sequences(model) -> bool:
-    return getattr(model, "example_layout", None) == NEXT_ITEM_SEQUENCES
 
 
 def training_dataset(model, examples: Examples | ShardedExamples, batch_size: int, shuffle: bool = True,
                      seed: int = 0, **options) -> tf.data.Dataset:
     """The ``tf.data`` batches ``model`` trains and validates on (after ``model.prepare``), laid out in this one place.
 
-    What the model declares decides the layout; the rows themselves come from
-    the :class:`~mmrec_tf.data.preprocessor.Preprocessor`:
+    The model's ``example_layout`` (a class attribute) decides the layout;
+    the rows themselves come from the
+    :class:`~mmrec_tf.data.preprocessor.Preprocessor`:
 
-    - a ranking model (a labelled task kind): the labelled examples as they
-      are, after ``model.check_examples`` (labels present and valid, history
-      length the model's);
-    - a model with ``example_layout = "next_item_sequences"`` (SASRec): the
+    - ``"labelled_examples"`` (every :class:`~mmrec_tf.models.RankingModel`):
+      the labelled examples as they are, after ``model.check_examples``
+      (labels present and valid, history length the model's);
+    - ``"next_item_sequences"`` (SASRec): the
       rows re-laid by :func:`~mmrec_tf.data.pipeline.next_item_sequences`
       (windows of ``model.max_history`` every ``model.sequence_stride``
       items), each position's next item with its logQ probability
       (``next_item_probability``) when ``model.logq_correction``;
-    - every other retrieval model: the examples as they are, each target
-      with its logQ probability (``item_probability``) when
+    - none (every other retrieval model): the examples as they are, each
+      target with its logQ probability (``item_probability``) when
       ``model.logq_correction``.
 
     ``examples`` may be :class:`~mmrec_tf.data.tfrecord_io.ShardedExamples`
-    for the models :func:`shard_refusal` does not refuse. ``options`` go to
-    :func:`~mmrec_tf.data.pipeline.make_tf_dataset` (``epochs``,
-    ``first_epoch``, ``epoch``).
+    for the models :func:`shard_refusal` does not refuse. ``options``
+    (``epochs``, ``first_epoch``, ``epoch``) go to
+    :func:`~mmrec_tf.data.pipeline.make_tf_dataset`, or for shards to
+    :meth:`~mmrec_tf.data.tfrecord_io.ShardedExamples.make_dataset`.
 
     Example:
     >>> from mmrec_tf.data import FeatureSpace, build_examples, leave_last_out, load_dataset
@@ -440,13 +441,14 @@ def training_dataset(model, examples: Examples | ShardedExamples, batch_size: in
     probability = _logq_probability(model)
     if isinstance(examples, ShardedExamples):
         return examples.make_dataset(batch_size, shuffle=shuffle, seed=seed, item_probability=probability, **options)
-    if model_task_kind(model).labelled:
+    layout = getattr(model, "example_layout", None)
+    if layout == LABELLED_EXAMPLES:
         model.check_examples(examples)
         return make_tf_dataset(examples, batch_size, shuffle=shuffle, seed=seed, **options)
-    if _lays_out_sequences(model):
+    if layout == NEXT_ITEM_SEQUENCES:
         sequences = next_item_sequences(examples, model.max_history, model.sequence_stride)
         if not len(sequences):
-            raise ValueError(f"{model.registry_name}: none of the {len(examples)} examples has a history to learn from")
+            raise ValueError(f"{_model_name(model)}: none of the {len(examples)} examples has a history to learn from")
         if probability is not None:
             sequences.extras["next_item_probability"] = probability[sequences.extras["next_items"]]
         return make_tf_dataset(sequences, batch_size, shuffle=shuffle, seed=seed, **options)
@@ -457,9 +459,9 @@ def shard_refusal(model) -> str | None:
     """Why ``model`` cannot train from TFRecord shards (:class:`~mmrec_tf.data.tfrecord_io.ShardedExamples`), or None.
 
     Shards hold one retrieval example a row, dealt across the shards, and
-    stream them as they are. A ranking model needs labelled examples, and a
-    model trained on next-item sequences (``example_layout``, SASRec) needs
-    each user's consecutive examples in memory, in order.
+    stream them as they are. By its ``example_layout``, a ranking model needs
+    labelled examples, and a model trained on next-item sequences (SASRec)
+    needs each user's consecutive examples in memory, in order.
 
     Example:
     >>> from mmrec_tf.data.sources import make_synthetic
@@ -471,11 +473,11 @@ def shard_refusal(model) -> str | None:
     >>> shard_refusal(create_model("din", space=space)).split(";")[0]
     'din is a ranking model and trains on labelled examples'
     """
-    name = getattr(model, "registry_name", type(model).__name__)
-    if model_task_kind(model).labelled:
+    name, layout = _model_name(model), getattr(model, "example_layout", None)
+    if layout == LABELLED_EXAMPLES:
         return (f"{name} is a ranking model and trains on labelled examples; TFRecord shards (mmrec convert-data) "
                 "hold retrieval examples, without labels")
-    if _lays_out_sequences(model):
+    if layout == NEXT_ITEM_SEQUENCES:
         return (f"{name} trains on next-item sequences laid out from each user's consecutive examples, and "
                 "TFRecord shards deal a user's examples to different shards; train it on in-memory examples "
                 "(Preprocessor.examples)")
@@ -491,7 +493,7 @@ def _shard_by_data(dataset):
 
 def epoch_steps(model, train, batch_size: int) -> int:
     """Batches in one epoch of :func:`training_dataset` ``(model, train, batch_size)``."""
-    if _lays_out_sequences(model) and not isinstance(train, ShardedExamples):
+    if getattr(model, "example_layout", None) == NEXT_ITEM_SEQUENCES and not isinstance(train, ShardedExamples):
         return steps_per_epoch(len(next_item_sequences(train, model.max_history, model.sequence_stride)), batch_size)
     return steps_per_epoch(len(train), batch_size)
 

@@ -27,9 +27,9 @@ from mmrec_tf.evaluation.ranking_evaluator import evaluate_ranking, predict_exam
 from mmrec_tf.evaluation.ranking_metrics import auc, log_loss
 from mmrec_tf.layers.dice import Dice
 from mmrec_tf.layers.target_attention import TargetAttention
-from mmrec_tf.models import DIN, ArticleLSTM, EmbeddingMLP
+from mmrec_tf.models import DIN, ArticleLSTM, EmbeddingMLP, RankingModel
 from mmrec_tf.registry import create_model, list_models
-from mmrec_tf.training import TrainingConfig, train_model, training_dataset
+from mmrec_tf.training import TrainingConfig, shard_refusal, train_model, training_dataset
 
 TINY = {"article_lstm": {"embedding_dim": 8, "lstm_units": 8},
         "embedding_mlp": {"embedding_dim": 8, "hidden_units": [16], "max_history": 6},
@@ -413,6 +413,17 @@ def test_article_lstm_ignores_the_history(synthetic_space):
     other = dict(FEATURES, history=np.roll(FEATURES["history"], 1, axis=0))
     np.testing.assert_array_equal(model(FEATURES), model(other))
     assert not ArticleLSTM.uses_history and EmbeddingMLP.uses_history and DIN.uses_history
+
+
+def test_an_unregistered_ranking_model_gets_its_examples_checked_and_shards_refused():
+    class Constant(RankingModel):  # a user's own ranking model: a RankingModel subclass, not in the catalog
+        def raw_score(self, features, training=False):
+            return keras.ops.zeros_like(keras.ops.cast(features["item_id"], "float32"))
+
+    model = Constant(num_users=4, num_items=4)
+    with pytest.raises(ValueError, match="no 'label' field"):
+        training_dataset(model, _examples(3, rating=[5, 3, 4]), 2)
+    assert shard_refusal(model).startswith("Constant is a ranking model and trains on labelled examples;")
 
 
 def test_ranking_model_rejects_unusable_examples(synthetic_space):

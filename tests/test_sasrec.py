@@ -59,6 +59,22 @@ def test_next_item_sequences_predict_every_train_target_but_the_first_once(tiny_
 
 
 
+def test_batches_are_refused_before_prepare_or_without_any_history(tiny_space, tiny_examples):
+    train = tiny_examples["train"]
+    model = create_model("sasrec", space=tiny_space, logq_correction=True, full_softmax=False, **TINY)
+    with pytest.raises(ValueError) as unprepared:
+        training_dataset(model, train, 8)
+    assert str(unprepared.value) == ("sasrec: call model.prepare(train_examples) before laying out its batches; "
+                                     "logQ correction needs the training item frequencies")
+    first_rows = (train.history == 0).all(axis=1)  # each user's first interaction: nothing before it
+    firsts = type(train)(train.user_id[first_rows], train.item_id[first_rows], train.history[first_rows],
+                         {key: value[first_rows] for key, value in train.extras.items()})
+    model.prepare(train)
+    with pytest.raises(ValueError) as empty:
+        training_dataset(model, firsts, 8)
+    assert str(empty.value) == f"sasrec: none of the {len(firsts)} examples has a history to learn from"
+
+
 def test_a_sequence_stride_of_one_trains_a_window_ending_at_every_target(tiny_space, tiny_examples):
     train = tiny_examples["train"]
     model = create_model("sasrec", space=tiny_space, sequence_stride=1, **TINY)

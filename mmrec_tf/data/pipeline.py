@@ -20,7 +20,9 @@ from mmrec_tf.data.grouping import items_by_user, run_bounds
 from mmrec_tf.data.splits import SPLITS, Split
 
 VISIBLE_HISTORY = {"train": ("train",), "valid": ("train",), "test": ("train", "valid")}
-# the ``example_layout`` of a model trained on :func:`next_item_sequences` (every position predicts its next item)
+# a model's ``example_layout``, read by mmrec_tf.training.training_dataset: labelled examples as they are (ranking
+# models) or re-laid by :func:`next_item_sequences` (every position predicts its next item); none: the rows as they are
+LABELLED_EXAMPLES = "labelled_examples"
 NEXT_ITEM_SEQUENCES = "next_item_sequences"
 
 

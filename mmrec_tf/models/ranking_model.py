@@ -6,7 +6,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from mmrec_tf.data.pipeline import Examples
+from mmrec_tf.data.pipeline import LABELLED_EXAMPLES, Examples
 from mmrec_tf.tasks import Ranking
 from mmrec_tf.tasks.replicas import replica_share
 
@@ -39,6 +39,7 @@ class RankingModel(keras.Model):
     """
 
     uses_history = True
+    example_layout = LABELLED_EXAMPLES  # training_dataset checks and batches its labelled examples as they are
     #: the per-user inputs ``score_candidates`` repeats for every candidate (those present in the features)
     context_features = ("user_id", "history", "history_rating")
 
